@@ -1,0 +1,48 @@
+"""The ``ask`` command: one question, or one per line from stdin, as text or JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import click
+
+from retrieval.errors import QuestionError
+from retrieval.models import Answer
+from retrieval.serialize import answer_to_dict
+
+from bot.terminal import format_answer
+
+__all__ = ["ask_many", "ask_one"]
+
+
+def _print(answer: Answer, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(answer_to_dict(answer), ensure_ascii=False))
+    else:
+        click.echo(format_answer(answer, color=sys.stdout.isatty()))
+
+
+def ask_one(index: Any, question: str, k: int | None, as_json: bool) -> None:
+    """Answer one question; a bad question is an error (exit 1)."""
+    _print(index.ask(question, k=k), as_json)
+
+
+def ask_many(index: Any, lines: Iterable[str], k: int | None, as_json: bool) -> None:
+    """Answer one question per line; a bad line is reported in its place and the rest go on."""
+    for line in lines:
+        question = line.rstrip("\n")
+        if not question.strip():
+            continue
+        try:
+            answer = index.ask(question, k=k)
+        except QuestionError as exc:
+            answer = Answer(question, (), False, str(exc))
+            if not as_json:
+                click.echo(f"newsqa: {exc}", err=True)
+                continue
+        _print(answer, as_json)
+        if not as_json:
+            click.echo("")

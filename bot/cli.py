@@ -1,0 +1,207 @@
+"""The ``newsqa`` command: ingest, ask, repl, sources, show, remove, check, eval, bot.
+
+Commands parse arguments, call the core and print. Core errors become one line on stderr and
+exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from retrieval.config import Config, load_config
+from retrieval.errors import NewsqaError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SAMPLE_DIR = Path(__file__).parent / "sample" / "articles"
+
+
+@dataclasses.dataclass
+class State:
+    """What the group options set up for the commands."""
+
+    config_path: str | None
+    data_dir: str | None
+    verbose: int
+    _config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            config = load_config(self.config_path)
+            if self.data_dir:
+                config = dataclasses.replace(config, data_dir=self.data_dir)
+            self._config = config
+        return self._config
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """Turn core errors into one line on stderr and exit status 1."""
+    try:
+        yield
+    except NewsqaError as exc:
+        click.echo(f"newsqa: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("newsqa: interrupted", err=True)
+        sys.exit(130)
+
+
+def _open_index(state: State, create: bool = False) -> Any:
+    from retrieval.newsindex import NewsIndex
+
+    return NewsIndex.open(state.config, create=create)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config file (else $NEWSQA_CONFIG, else ./config.toml).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (overrides the config and $NEWSQA_DATA_DIR).")
+@click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
+@click.version_option(package_name="newsqa")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, data_dir: str | None, verbose: int) -> None:
+    """Answer questions about the news with verbatim quotes from the articles."""
+    from bot.logsetup import setup_logging
+
+    setup_logging(["WARNING", "INFO", "DEBUG"][min(verbose, 2)])
+    ctx.obj = State(config_path, data_dir, verbose)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--url", help="URL of the article (single file only).")
+@click.option("--title", help="Title of the article (single file only).")
+@click.option("--source", help="Outlet name (single file only).")
+@click.option("--published", help="Publication date, ISO 8601 (single file only).")
+@click.pass_obj
+def ingest(state: State, paths: tuple[str, ...], url: str | None, title: str | None, source: str | None, published: str | None) -> None:
+    """Add articles from files and folders (.txt .md .html .jsonl)."""
+    from bot.ingesting import ingest_paths
+
+    with reported():
+        ok = ingest_paths(state, list(paths), url=url, title=title, source=source, published=published)
+    if not ok:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("question", nargs=-1, required=True)
+@click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="How many quotes (default from config: 3).")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON (one object per question).")
+@click.pass_obj
+def ask(state: State, question: tuple[str, ...], k: int | None, as_json: bool) -> None:
+    """Answer QUESTION; with '-' read one question per line from stdin."""
+    from bot.asking import ask_many, ask_one
+
+    with reported():
+        index = _open_index(state)
+        if question == ("-",):
+            ask_many(index, sys.stdin, k, as_json)
+        else:
+            ask_one(index, " ".join(question), k, as_json)
+
+
+@cli.command()
+@click.option("--sample", is_flag=True, help="Ingest the bundled sample articles first.")
+@click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="How many quotes per answer.")
+@click.pass_obj
+def repl(state: State, sample: bool, k: int | None) -> None:
+    """Ask questions interactively."""
+    from bot.repl import run_repl
+
+    with reported():
+        if sample:
+            from bot.ingesting import ingest_paths
+
+            ingest_paths(state, [str(SAMPLE_DIR)], quiet_if_unchanged=True)
+        run_repl(_open_index(state), k)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+@click.option("-n", "--limit", type=click.IntRange(1), default=None, help="Show at most N articles.")
+@click.pass_obj
+def sources(state: State, as_json: bool, limit: int | None) -> None:
+    """List the stored articles, newest first."""
+    from retrieval.serialize import article_to_dict
+
+    from bot.terminal import format_article_line
+
+    with reported():
+        index = _open_index(state)
+        for info in index.sources(limit=limit):
+            if as_json:
+                click.echo(json.dumps({**article_to_dict(info.article), "passages": info.passages}, ensure_ascii=False))
+            else:
+                click.echo(f"{info.article.id}  {info.passages:3d}  {format_article_line(info.article)}\n{'':22}{info.article.url}")
+
+
+@cli.command()
+@click.argument("article")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def show(state: State, article: str, as_json: bool) -> None:
+    """Print one stored article (by id or URL) with its text."""
+    from retrieval.serialize import article_to_dict
+
+    from bot.terminal import format_article_line, safe
+
+    with reported():
+        found = _open_index(state).get(article)
+        if as_json:
+            click.echo(json.dumps({**article_to_dict(found), "text": found.text}, ensure_ascii=False))
+        else:
+            click.echo(f"{format_article_line(found)}\n{safe(found.url)}\n\n{safe(found.text)}")
+
+
+@cli.command()
+@click.argument("article")
+@click.pass_obj
+def remove(state: State, article: str) -> None:
+    """Delete an article (by id or URL) and its passages."""
+    with reported():
+        gone = _open_index(state).remove(article)
+        click.echo(f"removed {gone.id} {gone.url}")
+
+
+@cli.command()
+@click.option("--repair", is_flag=True, help="Rebuild the indexes from the store.")
+@click.pass_obj
+def check(state: State, repair: bool) -> None:
+    """Verify that the store and the indexes agree."""
+    with reported():
+        report = _open_index(state).check(repair=repair)
+        for problem in report.problems:
+            click.echo(f"problem: {problem}", err=True)
+        status = "repaired, " if report.repaired else ""
+        click.echo(f"{status}{'ok' if report.ok else 'NOT OK'}: {report.articles} articles, {report.passages} passages")
+        if not report.ok:
+            sys.exit(1)
+
+
+@cli.command(name="bot")
+@click.pass_obj
+def bot_command(state: State) -> None:
+    """Run the Telegram bot with long polling."""
+    with reported():
+        from bot.telegram import run_polling
+
+        run_polling(state.config)
+
+
+def main() -> None:
+    """Run the command line."""
+    cli(prog_name="newsqa")
+
+
+if __name__ == "__main__":
+    main()

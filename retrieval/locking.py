@@ -1,0 +1,34 @@
+"""One writer at a time per data directory, across processes."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from retrieval.errors import StoreError
+
+__all__ = ["writer_lock"]
+
+
+@contextmanager
+def writer_lock(folder: Path, wait: float = 600.0) -> Iterator[None]:
+    """Hold the data directory's writer lock; wait up to ``wait`` seconds for another writer."""
+    path = folder / ".writer.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StoreError(f"another newsqa process is writing to {folder}; try again when it is done") from None
+                time.sleep(0.2)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

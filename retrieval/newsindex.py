@@ -1,0 +1,456 @@
+"""The core's one entry point: a data directory of articles that can be searched and asked."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.answering import build_answer
+from retrieval.config import Config
+from retrieval.encoder import Encoder, load_encoder
+from retrieval.errors import EmptyIndexError, ModelMismatchError, StoreError
+from retrieval.lexical import LexicalIndex
+from retrieval.locking import writer_lock
+from retrieval.models import Answer, Article, Hit
+from retrieval.query import Query, parse_question
+from retrieval.search import Retriever, Scored
+from retrieval.splitter import split_article
+from retrieval.store import SourceInfo, Store, UsageStats, index_text
+from retrieval.urls import content_hash
+from retrieval.vectorindex import FaissIndex
+
+__all__ = ["CheckReport", "IndexStats", "IngestReport", "NewsIndex"]
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "newsqa.sqlite3"
+FAISS_NAME = "index.faiss"
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did."""
+
+    added: int = 0
+    updated: int = 0
+    skipped: int = 0
+    duplicates: int = 0
+    passages: int = 0
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """Return the one-line summary printed after an ingest."""
+        rate = self.passages / self.seconds if self.seconds > 0 else 0.0
+        text = (
+            f"{self.added} added, {self.updated} updated, {self.skipped} unchanged, "
+            f"{self.duplicates} copies of stored articles; {self.passages} passages "
+            f"in {self.seconds:.1f} s ({rate:.0f} passages/s)"
+        )
+        if self.problems:
+            text += f"; {len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
+        return text
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """The size and make of the index."""
+
+    articles: int
+    passages: int
+    model: str
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What ``check`` found; ``ok`` when store and indexes agree."""
+
+    articles: int
+    passages: int
+    problems: tuple[str, ...]
+    repaired: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Return True when nothing is wrong."""
+        return not self.problems
+
+
+def _expected_identity(config: Config) -> str:
+    m = config.model
+    return f"{m.name}|{m.backend}|{m.quantize}"
+
+
+class NewsIndex:
+    """Articles, passages and their indexes in one data directory.
+
+    Reading is thread-safe; writes take a lock shared by every process using the directory.
+    """
+
+    def __init__(self, config: Config, store: Store, encoder: Encoder | None = None) -> None:
+        self.config = config
+        self.folder = config.data_path
+        self.store = store
+        self._encoder = encoder
+        self._lock = threading.RLock()
+        self._vectors: FaissIndex | None = None
+        self._lexical: LexicalIndex | None = None
+
+    # -- opening -------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, config: Config, *, encoder: Encoder | None = None, create: bool = False) -> NewsIndex:
+        """Open the data directory; with ``create`` make it when missing."""
+        folder = config.data_path
+        db = folder / DB_NAME
+        if not db.exists():
+            if not create:
+                raise EmptyIndexError(f"No index in {folder} — run `newsqa ingest PATH` first")
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create data directory {folder}: {exc.strerror}") from None
+        index = cls(config, Store(db, create=create), encoder)
+        index._check_model()
+        return index
+
+    def _check_model(self) -> None:
+        stored = self.store.get_meta("encoder")
+        if stored is None:
+            return
+        expected = _expected_identity(self.config)
+        if not stored.startswith(expected + "|"):
+            name, backend, quant, dim = (stored.split("|") + ["?"] * 4)[:4]
+            raise ModelMismatchError(
+                f"the index in {self.folder} was built with model {name!r} (backend {backend}, "
+                f"quantize {quant}, {dim} dimensions), but the configuration asks for "
+                f"{self.config.model.name!r} (backend {self.config.model.backend}, quantize "
+                f"{self.config.model.quantize}); use that model or another data directory"
+            )
+
+    @property
+    def encoder(self) -> Encoder:
+        """Return the encoder, loading it on first use."""
+        with self._lock:
+            if self._encoder is None:
+                self._encoder = load_encoder(self.config.model, cache_dir=self.folder / "models")
+            stored_dim = self.store.get_meta("dim")
+            if stored_dim is not None and int(stored_dim) != self._encoder.dim:
+                raise ModelMismatchError(
+                    f"the index in {self.folder} holds {stored_dim}-dimensional vectors, the model makes {self._encoder.dim}"
+                )
+            return self._encoder
+
+    def close(self) -> None:
+        """Release the database connection of this thread."""
+        self.store.close()
+
+    def __enter__(self) -> NewsIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the indexes ---------------------------------------------------------------------------
+    def _dim(self) -> int:
+        dim = self.store.get_meta("dim")
+        return int(dim) if dim is not None else self.encoder.dim
+
+    def _load_indexes(self, save: bool) -> tuple[FaissIndex, LexicalIndex]:
+        """Return the indexes, loading or rebuilding them if the store has moved on."""
+        with self._lock:
+            gen = self.store.generation()
+            if self._vectors is not None and self._lexical is not None:
+                if self._vectors.generation == gen and self._lexical.generation == gen:
+                    return self._vectors, self._lexical
+            vectors = FaissIndex.load(self.folder / FAISS_NAME)
+            lexical = LexicalIndex.load(self.folder)
+            if vectors is None or vectors.generation != gen or lexical is None or lexical.generation != gen:
+                log.info("rebuilding the indexes of %s from the store", self.folder)
+                vectors, lexical = self._rebuild(gen)
+                if save:
+                    self._save(vectors, lexical)
+            self._vectors, self._lexical = vectors, lexical
+            return vectors, lexical
+
+    def _rebuild(self, gen: int) -> tuple[FaissIndex, LexicalIndex]:
+        vectors = FaissIndex(self._dim(), generation=gen)
+        all_ids: list[np.ndarray] = []
+        all_texts: list[str] = []
+        for ids, texts, vecs in self.store.iter_passages():
+            vectors.add(ids, vecs)
+            all_ids.append(ids)
+            all_texts.extend(texts)
+        ids = np.concatenate(all_ids) if all_ids else np.empty(0, dtype=np.int64)
+        return vectors, LexicalIndex.build(ids, all_texts, gen)
+
+    def _save(self, vectors: FaissIndex, lexical: LexicalIndex) -> None:
+        vectors.save(self.folder / FAISS_NAME)
+        lexical.save(self.folder)
+
+    def refresh(self) -> bool:
+        """Reload the indexes if another process changed the data directory; return True if so."""
+        with self._lock:
+            if self._vectors is None or self._vectors.generation == self.store.generation():
+                return False
+        self._load_indexes(save=False)
+        return True
+
+    def retriever(self) -> Retriever:
+        """Return a retriever over the current indexes."""
+        if self.store.get_meta("encoder") is None:
+            raise EmptyIndexError(f"No articles in {self.folder} yet — run `newsqa ingest PATH` first")
+        vectors, lexical = self._load_indexes(save=False)
+        return Retriever(self.store, vectors, lexical, self.config.search)
+
+    # -- asking --------------------------------------------------------------------------------
+    def search(self, question: str, k: int = 10, fusion: str | None = None) -> list[Hit]:
+        """Return the top ``k`` passages for a question (no abstention, no collapsing)."""
+        query = parse_question(question, self.config.search.max_question_chars)
+        retriever = self.retriever()
+        return [s.hit for s in retriever.search(query, self.encoder.embed_one(query.text), k, fusion)]
+
+    def ask(self, question: str, k: int | None = None, offset: int = 0, fusion: str | None = None) -> Answer:
+        """Answer a question with up to ``k`` quotes, skipping the first ``offset`` ones."""
+        query = parse_question(question, self.config.search.max_question_chars)
+        k = self.config.search.k if k is None else k
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        retriever = self.retriever()
+        qvec = self.encoder.embed_one(query.text)
+        # Collapsing duplicates removes hits, so fetch more than will be shown.
+        hits = retriever.search(query, qvec, (offset + k) * 3 + 5, fusion)
+        copies = self.store.copies_of(s.article.id for s in hits)
+        return build_answer(question, query, hits, self.encoder, qvec, self.config.search, k, offset, copies)
+
+    def parse(self, question: str) -> Query:
+        """Validate a question and return it with its filters."""
+        return parse_question(question, self.config.search.max_question_chars)
+
+    def hits_for(self, query: Query, k: int, fusion: str | None = None) -> list[Scored]:
+        """Return scored hits for an already parsed query (for evaluation)."""
+        return self.retriever().search(query, self.encoder.embed_one(query.text), k, fusion)
+
+    # -- writing -------------------------------------------------------------------------------
+    def ingest(
+        self,
+        articles: Iterable[Article],
+        progress: Callable[[int], None] | None = None,
+        batch_articles: int = 64,
+    ) -> IngestReport:
+        """Add or update articles; unchanged ones are skipped, exact copies recorded as copies."""
+        report = IngestReport()
+        started = time.perf_counter()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with writer_lock(self.folder):
+            start_gen = self.store.generation()
+            vectors: FaissIndex | None = None
+            try:
+                for batch in _batches(articles, batch_articles):
+                    vectors = self._ingest_batch(batch, vectors, report, progress)
+            finally:
+                if self._encoder is not None:
+                    self._encoder.set_threads(self.config.model.query_threads)
+                # Whatever was committed gets indexed, even when a later batch failed.
+                if vectors is not None and self.store.generation() != start_gen:
+                    self._finish_write(vectors)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _prepare_write(self) -> FaissIndex:
+        """Load the encoder and the vector index for writing; record the encoder on first use."""
+        encoder = self.encoder
+        if self.store.get_meta("encoder") is None:
+            with self.store.transaction() as con:
+                self.store.set_meta("encoder", encoder.identity, con)
+                self.store.set_meta("dim", str(encoder.dim), con)
+        encoder.set_threads(self.config.model.ingest_threads)
+        vectors, _ = self._load_indexes(save=False)
+        return vectors
+
+    def _ingest_batch(
+        self,
+        batch: list[Article],
+        vectors: FaissIndex | None,
+        report: IngestReport,
+        progress: Callable[[int], None] | None,
+    ) -> FaissIndex | None:
+        plan: list[tuple[Article, str, str | None, bool]] = []  # article, digest, duplicate_of, replaces
+        seen: dict[str, str] = {}
+        for article in batch:
+            digest = content_hash(article.text)
+            state = self.store.article_state(article.id)
+            if state is not None and state[0] == digest:
+                report.skipped += 1
+                continue
+            if article.id in {a.id for a, *_ in plan}:
+                report.skipped += 1
+                continue
+            plan.append((article, digest, seen.get(digest), state is not None))
+            seen.setdefault(digest, article.id)
+        if not plan:
+            return vectors
+        if vectors is None:
+            vectors = self._prepare_write()
+        to_embed = [(a, split_article(a.text, self.config.passages)) for a, _, dup, _ in plan if dup is None]
+        texts = [index_text(a.title, a.text[s.start : s.end]) for a, spans in to_embed for s in spans]
+        vecs = self.encoder.embed(texts, progress=progress) if texts else np.empty((0, self._dim()), np.float32)
+        removed: list[int] = []
+        added_ids: list[int] = []
+        added_vecs: list[np.ndarray] = []
+        with self.store.transaction() as con:
+            pos = 0
+            spans_of = {a.id: spans for a, spans in to_embed}
+            for article, digest, dup, replaces in plan:
+                original = dup or self.store.original_with_hash(digest, con)
+                if original == article.id:
+                    original = None
+                if replaces:
+                    removed += self.store.delete_passages(con, article.id)
+                self.store.put_article(con, article, digest, original)
+                if original is not None:
+                    report.duplicates += 1
+                    if article.id in spans_of:
+                        pos += len(spans_of[article.id])  # embedded before the copy was known
+                    continue
+                spans = spans_of[article.id]
+                rows = [(s.ordinal, s.start, s.end, article.text[s.start : s.end]) for s in spans]
+                ids = self.store.add_passages(con, article.id, rows, vecs[pos : pos + len(spans)])
+                added_ids += ids
+                added_vecs.append(vecs[pos : pos + len(spans)])
+                pos += len(spans)
+                report.passages += len(spans)
+                if replaces:
+                    report.updated += 1
+                else:
+                    report.added += 1
+        vectors.remove(np.array(removed, dtype=np.int64))
+        if added_ids:
+            vectors.add(np.array(added_ids, dtype=np.int64), np.vstack(added_vecs))
+        vectors.generation = self.store.generation()
+        return vectors
+
+    def _finish_write(self, vectors: FaissIndex) -> None:
+        gen = self.store.generation()
+        vectors.generation = gen
+        if len(vectors) != self.store.counts()[1]:
+            vectors, lexical = self._rebuild(gen)
+        else:
+            ids: list[np.ndarray] = []
+            texts: list[str] = []
+            for chunk_ids, chunk_texts, _ in self.store.iter_passages():
+                ids.append(chunk_ids)
+                texts.extend(chunk_texts)
+            lexical = LexicalIndex.build(
+                np.concatenate(ids) if ids else np.empty(0, np.int64), texts, gen
+            )
+        self._save(vectors, lexical)
+        with self._lock:
+            self._vectors, self._lexical = vectors, lexical
+
+    def remove(self, id_or_url: str) -> Article:
+        """Delete an article and its passages from the store and the indexes."""
+        article = self.store.find_article(id_or_url)
+        with writer_lock(self.folder):
+            vectors, _ = self._load_indexes(save=False)
+            with self.store.transaction() as con:
+                gone, _ = self.store.remove_article(con, article.id)
+            vectors.remove(np.array(gone, dtype=np.int64))
+            self._finish_write(vectors)
+        return article
+
+    # -- reading -------------------------------------------------------------------------------
+    def get(self, id_or_url: str) -> Article:
+        """Return one stored article."""
+        return self.store.find_article(id_or_url)
+
+    def sources(self, limit: int | None = 20, offset: int = 0) -> list[SourceInfo]:
+        """Return stored articles, newest first."""
+        return self.store.sources(limit, offset)
+
+    def stats(self) -> IndexStats:
+        """Return counts, the encoder and the time of the last write."""
+        articles, passages = self.store.counts()
+        updated = self.store.get_meta("updated_at")
+        return IndexStats(
+            articles,
+            passages,
+            self.store.get_meta("encoder") or self.config.model.name,
+            datetime.fromisoformat(updated) if updated else None,
+        )
+
+    def check(self, repair: bool = False) -> CheckReport:
+        """Verify that store and indexes agree; with ``repair`` rebuild the indexes from the store."""
+        problems: list[str] = []
+        ids: list[int] = []
+        for pid, aid, start, end, text, article_text in self.store.check_rows():
+            ids.append(int(pid))
+            if article_text is None:
+                problems.append(f"passage {pid} belongs to missing article {aid}")
+            elif article_text[start:end] != text:
+                problems.append(f"passage {pid} of article {aid}: text does not match offsets {start}:{end}")
+        articles, passages = self.store.counts()
+        gen = self.store.generation()
+        expected = np.array(sorted(ids), dtype=np.int64)
+        vectors = FaissIndex.load(self.folder / FAISS_NAME)
+        lexical = LexicalIndex.load(self.folder)
+        if passages and vectors is None:
+            problems.append("the vector index file is missing or unreadable")
+        elif vectors is not None:
+            if vectors.generation != gen:
+                problems.append(f"the vector index is from write {vectors.generation}, the store is at {gen}")
+            if not np.array_equal(np.sort(vectors.ids()), expected):
+                problems.append(f"the vector index holds {len(vectors)} passages, the store {passages}")
+        if passages and lexical is None:
+            problems.append("the lexical index is missing or unreadable")
+        elif lexical is not None:
+            if lexical.generation != gen:
+                problems.append(f"the lexical index is from write {lexical.generation}, the store is at {gen}")
+            if not np.array_equal(np.sort(lexical.ids), expected):
+                problems.append(f"the lexical index holds {len(lexical)} passages, the store {passages}")
+        if repair and problems:
+            with writer_lock(self.folder):
+                vectors, lexical = self._rebuild(self.store.generation())
+                self._save(vectors, lexical)
+                with self._lock:
+                    self._vectors, self._lexical = vectors, lexical
+            after = self.check(repair=False)
+            return CheckReport(after.articles, after.passages, after.problems, repaired=True)
+        return CheckReport(articles, passages, tuple(problems))
+
+    # -- questions and feedback ----------------------------------------------------------------
+    def log_question(
+        self, question: str, *, channel: str, chat_id: int | None, user_id: int | None, answer: Answer
+    ) -> int:
+        """Record a question and what was answered; return its id."""
+        return self.store.log_question(
+            question, channel, chat_id, user_id, answer.answered, [q.passage_id for q in answer.quotes]
+        )
+
+    def get_question(self, question_id: int) -> str | None:
+        """Return a recorded question."""
+        return self.store.get_question(question_id)
+
+    def record_feedback(
+        self, question_id: int, value: int, *, chat_id: int | None, user_id: int | None, passage_ids: Sequence[int]
+    ) -> None:
+        """Record feedback on an answer (+1 or -1)."""
+        self.store.record_feedback(question_id, value, chat_id, user_id, passage_ids)
+
+    def usage(self) -> UsageStats:
+        """Return question and feedback counts."""
+        return self.store.usage()
+
+
+def _batches(items: Iterable[Article], size: int) -> Iterator[list[Article]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk

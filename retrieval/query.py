@@ -1,0 +1,67 @@
+"""Questions: validation, normalisation and the filters a user can type inside them."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from retrieval.errors import QuestionError
+
+__all__ = ["Query", "parse_question"]
+
+_FILTER = re.compile(r"(?<!\S)(since|until|source):(\"[^\"]*\"|\S+)", re.I)
+_TAG = re.compile(r"</?[A-Za-z][^<>]{0,200}>")
+_MARKDOWN = re.compile(r"(\*\*|__|~~|`+|^#+\s|^>\s)", re.M)
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Query:
+    """A question ready to search: its text and its filters."""
+
+    text: str
+    since: datetime | None = None
+    until: datetime | None = None
+    source: str | None = None
+
+    @property
+    def filtered(self) -> bool:
+        """Return True when a filter narrows the articles."""
+        return self.since is not None or self.until is not None or self.source is not None
+
+
+def _date(value: str, name: str, end: bool) -> datetime:
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise QuestionError(f"{name}: wants a date written YYYY-MM-DD, not {value!r}") from None
+    return day.replace(hour=23, minute=59, second=59) if end else day
+
+
+def parse_question(question: str, max_chars: int = 2000) -> Query:
+    """Validate a question and split off its ``since:``, ``until:`` and ``source:`` filters."""
+    if not isinstance(question, str) or not question.strip():
+        raise QuestionError("the question is empty; ask something about the news")
+    if len(question) > max_chars:
+        raise QuestionError(f"the question is {len(question):,} characters long; the limit is {max_chars:,}")
+    since = until = None
+    source = None
+    for m in _FILTER.finditer(question):
+        name, value = m.group(1).lower(), m.group(2).strip('"')
+        if name == "since":
+            since = _date(value, "since", end=False)
+        elif name == "until":
+            until = _date(value, "until", end=True)
+        else:
+            source = value
+    text = _FILTER.sub(" ", question)
+    # Markup is not meaning: search on the words a person would read.
+    text = html.unescape(_TAG.sub(" ", text))
+    text = _MARKDOWN.sub(" ", _LINK.sub(r"\1", text))
+    text = _SPACE.sub(" ", text).strip()
+    if not any(ch.isalnum() for ch in text):
+        raise QuestionError("the question has no words to search for")
+    return Query(text, since, until, source)
