@@ -188,6 +188,22 @@ def check(state: State, repair: bool) -> None:
             sys.exit(1)
 
 
+@cli.command(name="eval")
+@click.argument("questions", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.option("--compare", is_flag=True, help="Also run dense-only and lexical-only side by side.")
+@click.option("--off-topic", is_flag=True, help="The questions are not answered by these articles: report how many are refused.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Use the first N questions.")
+@click.option("--details", type=click.Path(dir_okay=False), help="Write per-question results (JSON lines) here.")
+@click.pass_obj
+def eval_command(state: State, questions: str, as_json: bool, compare: bool, off_topic: bool, limit: int | None, details: str | None) -> None:
+    """Score answers against QUESTIONS.jsonl: Recall@1/5/10, MRR@10, marking, abstention, latency."""
+    from bot.evaluating import run_eval
+
+    with reported():
+        run_eval(_open_index(state), Path(questions), as_json=as_json, compare=compare, off_topic=off_topic, limit=limit, details=details)
+
+
 @cli.command(name="bot")
 @click.pass_obj
 def bot_command(state: State) -> None:

@@ -55,7 +55,7 @@ def run_repl(index: Any, k: int | None = None) -> None:
     shown = 0
     while True:
         try:
-            line = input("? " if interactive else "")
+            line = input("newsqa> " if interactive else "")
         except EOFError:
             print()
             return

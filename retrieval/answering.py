@@ -58,6 +58,7 @@ def build_answer(
     k: int,
     offset: int = 0,
     copies: dict[str, list[Article]] | None = None,
+    idf: dict[str, float] | None = None,
 ) -> Answer:
     """Build the answer to ``question`` from its ranked hits."""
     if not hits:
@@ -76,7 +77,7 @@ def build_answer(
     pos = 0
     for g, ss in zip(groups, spans, strict=True):
         p = g.lead.hit.passage
-        chosen = best_sentence(query.text, [p.text[a:b] for a, b in ss], vectors[pos : pos + len(ss)], query_vector)
+        chosen = best_sentence(query.text, [p.text[a:b] for a, b in ss], vectors[pos : pos + len(ss)], query_vector, idf)
         pos += len(ss)
         a, b = ss[chosen]
         also = list(g.also)

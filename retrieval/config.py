@@ -94,7 +94,7 @@ class SearchConfig:
     fusion: str = "weighted"
     dense_weight: float = 0.5
     rrf_k: int = 60
-    min_score: float = 0.35
+    min_score: float = 0.30
     dedupe_threshold: float = 0.9
     recency_half_life_days: float = 0.0
     max_question_chars: int = 2000
@@ -111,6 +111,12 @@ class TelegramConfig:
     admins: tuple[int, ...] = ()
     rate_limit: int = 20
     max_question_chars: int = 500
+    # Characters of a passage shown around its marked sentence (the rest is cut at "…").
+    quote_chars: int = 800
+    # Link preview under answers: "off", or "first" to preview the first quote's article.
+    link_preview: str = "off"
+    # Quotes offered per page of inline results (@BotName question).
+    inline_results: int = 5
 
 
 @dataclass(frozen=True)

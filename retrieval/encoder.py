@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -126,9 +127,23 @@ class SentenceTransformerEncoder(Encoder):
         return np.asarray(vectors, dtype=np.float32)
 
 
+_LOADED: dict[tuple[object, ...], Encoder] = {}
+_LOADED_LOCK = threading.Lock()
+
+
 def load_encoder(config: ModelConfig, threads: int | None = None, cache_dir: Path | None = None) -> Encoder:
-    """Build the encoder the configuration names."""
+    """Return the encoder the configuration names, loaded once per process."""
     n = config.query_threads if threads is None else threads
+    key = (config.name, config.backend, config.quantize, config.batch_size, str(cache_dir))
+    with _LOADED_LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = _build_encoder(config, n, cache_dir)
+        encoder = _LOADED[key]
+    encoder.set_threads(n)
+    return encoder
+
+
+def _build_encoder(config: ModelConfig, n: int, cache_dir: Path | None) -> Encoder:
     if config.backend == "torch":
         if config.quantize != "none":
             raise ConfigError("model.quantize is only supported with model.backend = \"onnx\"")

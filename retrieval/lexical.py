@@ -85,6 +85,18 @@ class LexicalIndex:
         top = top[all_scores[top] > 0]
         return self.ids[top], all_scores[top], all_scores
 
+    def idf(self, terms: Sequence[str]) -> dict[str, float]:
+        """Return the inverse document frequency of each stemmed term (unknown terms: the maximum)."""
+        n = max(len(self.ids), 1)
+        vocab = self._model.vocab_dict
+        indptr = self._model.scores.get("indptr") if isinstance(self._model.scores, dict) else None
+        out: dict[str, float] = {}
+        for term in terms:
+            col = vocab.get(term)
+            df = int(indptr[col + 1] - indptr[col]) if indptr is not None and col is not None else 0
+            out[term] = float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
+        return out
+
     def score_of(self, all_scores: np.ndarray, passage_ids: Sequence[int]) -> np.ndarray:
         """Pick the scores of some passages out of ``all_scores``."""
         return np.array(

@@ -17,7 +17,7 @@ from retrieval.answering import build_answer
 from retrieval.config import Config
 from retrieval.encoder import Encoder, load_encoder
 from retrieval.errors import EmptyIndexError, ModelMismatchError, StoreError
-from retrieval.lexical import LexicalIndex
+from retrieval.lexical import LexicalIndex, tokenize
 from retrieval.locking import writer_lock
 from retrieval.models import Answer, Article, Hit
 from retrieval.query import Query, parse_question
@@ -229,7 +229,8 @@ class NewsIndex:
         # Collapsing duplicates removes hits, so fetch more than will be shown.
         hits = retriever.search(query, qvec, (offset + k) * 3 + 5, fusion)
         copies = self.store.copies_of(s.article.id for s in hits)
-        return build_answer(question, query, hits, self.encoder, qvec, self.config.search, k, offset, copies)
+        idf = retriever.lexical.idf(tokenize([query.text])[0])
+        return build_answer(question, query, hits, self.encoder, qvec, self.config.search, k, offset, copies, idf)
 
     def parse(self, question: str) -> Query:
         """Validate a question and return it with its filters."""

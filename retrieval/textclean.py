@@ -48,7 +48,8 @@ _DATELINE_PATTERNS = [
     ),
 ]
 _ZONES = {
-    "UK": "Europe/London", "GMT": "Europe/London", "BST": "Europe/London", "UTC": "UTC", "Z": "UTC",
+    # "UK" is the local time of the day; "GMT" and "BST" name a fixed offset.
+    "UK": "Europe/London", "GMT": "+00:00", "BST": "+01:00", "UTC": "UTC", "Z": "UTC",
     "ET": "America/New_York", "EST": "America/New_York", "EDT": "America/New_York",
     "CET": "Europe/Paris", "CEST": "Europe/Paris",
 }
@@ -65,7 +66,7 @@ _PROMO = re.compile(
     r"\b(?:app|apps|newsletters?|sign[- ]?up|subscribe|subscription|download|install|follow us|"
     r"breaking news alerts?|get (?:the )?(?:latest|breaking)|be the first|click here|tap here|"
     r"share (?:this|on)|advertisement|sponsored|cookies?|listen to (?:this|the)|watch (?:live|now)|"
-    r"log ?in|register (?:now|for free)|free trial|podcast|whatsapp channel)\b",
+    r"log ?in|register (?:now|for free)|free trial|podcast|whatsapp channel|inbox|top stories)\b",
     re.I,
 )
 _SENTENCE_END = re.compile(r"[.!…\"”’)]\s*$")
@@ -100,10 +101,12 @@ def parse_dateline(line: str) -> datetime | None:
             hour += 12
         elif ampm == "am" and hour == 12:
             hour = 0
-        zone = groups.get("zone")
+        zone: str | None = groups.get("zone")
         try:
             if zone and zone.upper() in _ZONES:
-                tz: timezone | ZoneInfo = ZoneInfo(_ZONES[zone.upper()])
+                zone = _ZONES[zone.upper()]
+            if zone and zone[0] not in "+-":
+                tz: timezone | ZoneInfo = ZoneInfo(zone)
             elif zone:
                 sign = 1 if zone[0] == "+" else -1
                 digits = zone[1:].replace(":", "")

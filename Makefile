@@ -1,0 +1,37 @@
+# newsqa — everyday commands. `make run` and `make test` are the two set-up commands of the README.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck bench install clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first, as the CPU-only build: 2.13.0 is the release this machine keeps locally, and
+	# without it pip would resolve sentence-transformers' torch requirement to a multi-GB CUDA build.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Open the REPL over the bundled sample corpus (no token, no server).
+run: $(STAMP)
+	$(VENV)/bin/newsqa --data-dir data-sample repl --sample
+
+## Run the test suite.
+test: $(STAMP)
+	$(VENV)/bin/pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check retrieval bot tests bench
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PY) bench/bench_encoders.py
+	$(PY) bench/bench_latency.py
+
+clean:
+	rm -rf data-sample .pytest_cache .mypy_cache .ruff_cache
