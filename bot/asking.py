@@ -9,11 +9,10 @@ from typing import Any
 
 import click
 
+from bot.terminal import format_answer
 from retrieval.errors import QuestionError
 from retrieval.models import Answer
 from retrieval.serialize import answer_to_dict
-
-from bot.terminal import format_answer
 
 __all__ = ["ask_many", "ask_one"]
 

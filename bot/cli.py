@@ -1,4 +1,4 @@
-"""The ``newsqa`` command: ingest, ask, repl, sources, show, remove, check, eval, bot.
+"""The ``newsqa`` command: ingest, ask, repl, sources, show, remove, check, eval, bot, serve.
 
 Commands parse arguments, call the core and print. Core errors become one line on stderr and
 exit status 1, never a traceback.
@@ -84,11 +84,19 @@ def cli(ctx: click.Context, config_path: str | None, data_dir: str | None, verbo
 @click.option("--published", help="Publication date, ISO 8601 (single file only).")
 @click.pass_obj
 def ingest(state: State, paths: tuple[str, ...], url: str | None, title: str | None, source: str | None, published: str | None) -> None:
-    """Add articles from files and folders (.txt .md .html .jsonl)."""
-    from bot.ingesting import ingest_paths
+    """Add articles from files and folders (.txt .md .html .jsonl), web pages and RSS/Atom feeds (URLs)."""
+    from bot.ingesting import ingest_paths, ingest_urls, is_url
 
+    urls = [p for p in paths if is_url(p)]
+    files = [p for p in paths if not is_url(p)]
     with reported():
-        ok = ingest_paths(state, list(paths), url=url, title=title, source=source, published=published)
+        ok = True
+        if urls:
+            if any((url, title, source, published)):
+                raise click.UsageError("--url, --title, --source and --published apply to a single file")
+            ok = ingest_urls(state, urls)
+        if files:
+            ok = ingest_paths(state, files, url=url, title=title, source=source, published=published) and ok
     if not ok:
         sys.exit(1)
 
@@ -212,6 +220,22 @@ def bot_command(state: State) -> None:
         from bot.telegram import run_polling
 
         run_polling(state.config)
+
+
+@cli.command()
+@click.option(
+    "--mode",
+    type=click.Choice(["polling", "webhook"]),
+    default=None,
+    help="How to receive updates (default: serve.mode, else polling).",
+)
+@click.pass_obj
+def serve(state: State, mode: str | None) -> None:
+    """Run the bot and poll the [[feeds]] of the config until SIGTERM/SIGINT."""
+    with reported():
+        from bot.service import run_service
+
+        run_service(state.config, mode=mode, verbose=state.verbose)
 
 
 def main() -> None:

@@ -18,11 +18,14 @@ def _table(results: list[MethodResult], off_topic: bool) -> str:
     if off_topic:
         rows = [f"{'method':<22} {'questions':>9} {'refused':>8} {'p50 ms':>7} {'p95 ms':>7}"]
         for r in results:
-            rows.append(f"{r.method:<22} {r.questions:>9} {r.abstained or 0:>8.3f} {r.latency_ms_p50:>7.1f} {r.latency_ms_p95:>7.1f}")
+            rows.append(
+                f"{r.method:<22} {r.questions:>9} {r.abstained or 0:>8.3f} {r.latency_ms_p50:>7.1f} {r.latency_ms_p95:>7.1f}"
+            )
         return "\n".join(rows)
     head = f"{'method':<22} {'n':>5} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR@10':>7} {'marked':>7} {'refused':>8} {'kept@5':>7} {'p50 ms':>7} {'p95 ms':>7}"
     rows = [head]
     for r in results:
+
         def opt(v: float | None) -> str:
             return "-" if v is None else f"{v:.3f}"
 
@@ -33,7 +36,9 @@ def _table(results: list[MethodResult], off_topic: bool) -> str:
     return "\n".join(rows)
 
 
-def run_eval(index: Any, path: Path, *, as_json: bool, compare: bool, off_topic: bool, limit: int | None, details: str | None) -> None:
+def run_eval(
+    index: Any, path: Path, *, as_json: bool, compare: bool, off_topic: bool, limit: int | None, details: str | None
+) -> None:
     """Evaluate and print."""
     questions = read_questions(path, limit)
     bar = None

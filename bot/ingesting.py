@@ -16,7 +16,7 @@ from retrieval.models import Article
 if TYPE_CHECKING:
     from bot.cli import State
 
-__all__ = ["ingest_paths"]
+__all__ = ["ingest_paths", "ingest_urls", "is_url"]
 
 
 def ingest_paths(
@@ -85,3 +85,32 @@ def ingest_paths(
     if not (quiet_if_unchanged and report.added + report.updated == 0 and not problems):
         click.echo(report.summary(), err=quiet_if_unchanged)
     return not problems
+
+
+def is_url(argument: str) -> bool:
+    """Return True for an argument meant as a URL (anything with a scheme, file:// included)."""
+    head, sep, _ = argument.partition("://")
+    return bool(sep) and head.isalpha()
+
+
+def ingest_urls(state: State, urls: list[str]) -> bool:
+    """Fetch pages and feeds and ingest them; return False when any could not be read."""
+    from retrieval.feeds import ingest_source
+    from retrieval.newsindex import NewsIndex
+    from retrieval.web import Fetcher
+
+    index = NewsIndex.open(state.config, create=True)
+    ok = True
+    with Fetcher(state.config.web) as fetcher:
+        for url in urls:
+            try:
+                report = ingest_source(index, url, fetcher)
+            except LoaderError as exc:
+                click.echo(f"newsqa: {exc}", err=True)
+                ok = False
+                continue
+            for problem in report.problems:
+                click.echo(f"newsqa: {problem}", err=True)
+            click.echo(f"{url}: {report.summary()}")
+            ok = ok and not report.problems
+    return ok

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from retrieval.errors import NewsqaError
-
 from bot.terminal import format_answer, format_article_line
+from retrieval.errors import NewsqaError
 
 __all__ = ["run_repl"]
 
@@ -26,18 +26,14 @@ def _setup_readline(history: Path) -> None:
         import readline
     except ImportError:  # pragma: no cover - not on every platform
         return
-    try:
+    with contextlib.suppress(OSError):
         readline.read_history_file(history)
-    except OSError:
-        pass
     readline.set_history_length(1000)
     import atexit
 
     def save() -> None:
-        try:
+        with contextlib.suppress(OSError):
             readline.write_history_file(history)
-        except OSError:
-            pass
 
     atexit.register(save)
 
@@ -49,7 +45,8 @@ def run_repl(index: Any, k: int | None = None) -> None:
     if interactive:
         _setup_readline(Path(os.environ.get("NEWSQA_HISTORY", "~/.newsqa_history")).expanduser())
     stats = index.stats()
-    print(f"newsqa — {stats.articles} articles, {stats.passages} passages. Ask a question; :help for help, Ctrl-D to leave.")
+    print(f"newsqa — {stats.articles} articles, {stats.passages} passages.")
+    print("Ask a question; :help for help, Ctrl-D to leave.")
     per_answer = k or index.config.search.k
     last: str | None = None
     shown = 0

@@ -1,4 +1,10 @@
-"""Turn ranked hits into an answer: collapse duplicates, mark the best sentence, abstain."""
+"""Turn ranked hits into an answer: collapse duplicates, rerank by best sentence, mark it, abstain.
+
+The order of work keeps answering cheap: hits are collapsed first, then only the first
+``rerank_depth`` groups have their sentences encoded; those vectors serve twice, to rerank the
+groups by their best sentence (an answer usually sits in one sentence, and a passage that merely
+shares the topic scores lower there) and to mark that sentence in the quote.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +15,37 @@ import numpy as np
 
 from retrieval.config import SearchConfig
 from retrieval.encoder import Encoder
-from retrieval.highlight import best_sentence, sentence_spans
+from retrieval.highlight import best_window, sentence_scores, sentence_spans
+from retrieval.lexical import tokenize
 from retrieval.models import Answer, Article, Quote
 from retrieval.query import Query
 from retrieval.search import Scored
 from retrieval.urls import text_fragment_link
 
-__all__ = ["NOT_FOUND", "build_answer", "collapse_duplicates"]
+__all__ = ["NOT_FOUND", "Ranked", "build_answer", "collapse_duplicates", "confidence", "coverage", "rank"]
 
 NOT_FOUND = "not found in the indexed articles"
+NO_MORE = "no more quotes for this question"
 
 
 @dataclass
 class _Group:
     lead: Scored
     also: list[Article] = field(default_factory=list)
+
+
+@dataclass
+class Ranked:
+    """A collapsed group of hits with its sentences scored (once they are needed)."""
+
+    group: _Group
+    spans: list[tuple[int, int]]
+    scores: np.ndarray | None = None
+    score: float = 0.0
+
+    @property
+    def scored(self) -> Scored:
+        return self.group.lead
 
 
 def collapse_duplicates(hits: Sequence[Scored], threshold: float) -> list[_Group]:
@@ -34,8 +56,7 @@ def collapse_duplicates(hits: Sequence[Scored], threshold: float) -> list[_Group
         twin = None
         for g in groups:
             q = g.lead.hit.passage
-            same_article = q.article_id == p.article_id
-            if same_article and p.start < q.end and q.start < p.end:
+            if q.article_id == p.article_id and p.start < q.end and q.start < p.end:
                 twin = g  # overlapping chunks of one article
                 break
             if float(g.lead.vector @ s.vector) >= threshold:
@@ -46,6 +67,80 @@ def collapse_duplicates(hits: Sequence[Scored], threshold: float) -> list[_Group
         elif twin.lead.article.id != s.article.id and all(a.id != s.article.id for a in twin.also):
             twin.also.append(s.article)
     return groups
+
+
+def coverage(query_terms: Sequence[str], passage: str, idf: dict[str, float] | None) -> float:
+    """Return the IDF-weighted share of the question's terms that occur in the passage."""
+    terms = set(query_terms)
+    if not terms:
+        return 0.0
+    present = terms.intersection(tokenize([passage])[0])
+    weights = idf or {}
+    total = sum(weights.get(t, 1.0) for t in terms)
+    return sum(weights.get(t, 1.0) for t in present) / total if total else 0.0
+
+
+def confidence(
+    hits: Sequence[Scored],
+    k: int,
+    query: Query | None = None,
+    idf: dict[str, float] | None = None,
+    coverage_weight: float = 0.0,
+) -> float:
+    """Return how sure we are that the top hits are about the question.
+
+    The best, over the first few hits, of the passage's cosine similarity plus
+    ``coverage_weight`` times the share of the question's rarer terms it contains: a passage on
+    a neighbouring topic can be close in embedding space, but it rarely holds the question's
+    own names and terms.
+    """
+    terms = tokenize([query.text])[0] if query is not None and coverage_weight > 0 else []
+    best = 0.0
+    for s in hits[: max(k, 3)]:
+        value = float(s.hit.dense or 0.0)
+        if terms:
+            value += coverage_weight * coverage(terms, s.hit.passage.text, idf)
+        best = max(best, value)
+    return best
+
+
+def _score_sentences(
+    items: Sequence[Ranked], query: Query, encoder: Encoder, query_vector: np.ndarray, idf: dict[str, float] | None
+) -> None:
+    todo = [r for r in items if r.scores is None]
+    if not todo:
+        return
+    texts = [r.scored.hit.passage.text[a:b] for r in todo for a, b in r.spans]
+    vectors = encoder.embed(texts)
+    pos = 0
+    for r in todo:
+        n = len(r.spans)
+        sentences = texts[pos : pos + n]
+        r.scores = sentence_scores(query.text, sentences, vectors[pos : pos + n], query_vector, idf)
+        pos += n
+
+
+def rank(
+    query: Query,
+    hits: Sequence[Scored],
+    encoder: Encoder,
+    query_vector: np.ndarray,
+    config: SearchConfig,
+    idf: dict[str, float] | None = None,
+) -> list[Ranked]:
+    """Collapse duplicates and rerank the first ``rerank_depth`` groups by their best sentence."""
+    groups = [
+        Ranked(g, sentence_spans(g.lead.hit.passage.text)) for g in collapse_duplicates(hits, config.dedupe_threshold)
+    ]
+    depth = min(config.rerank_depth, len(groups))
+    head = groups[:depth]
+    if head and config.sentence_weight > 0:
+        _score_sentences(head, query, encoder, query_vector, idf)
+        for r in head:
+            assert r.scores is not None
+            r.score = r.scored.hit.fused + config.sentence_weight * float(r.scores.max())
+        head.sort(key=lambda r: -r.score)
+    return head + groups[depth:]
 
 
 def build_answer(
@@ -60,28 +155,25 @@ def build_answer(
     copies: dict[str, list[Article]] | None = None,
     idf: dict[str, float] | None = None,
 ) -> Answer:
-    """Build the answer to ``question`` from its ranked hits."""
-    if not hits:
+    """Build the answer to ``question`` from its hits: quotes best first, or "not found"."""
+    if not hits or confidence(hits, k, query, idf, config.coverage_weight) < config.min_score:
         return Answer(question, (), False, NOT_FOUND)
-    # Abstain when even the best passage is not about the question.
-    confidence = max(float(s.hit.dense or 0.0) for s in hits[: max(k, 3)])
-    if confidence < config.min_score:
-        return Answer(question, (), False, NOT_FOUND)
-    groups = collapse_duplicates(hits, config.dedupe_threshold)[offset : offset + k]
-    if not groups:
-        return Answer(question, (), False, "no more quotes for this question")
-    spans = [sentence_spans(g.lead.hit.passage.text) for g in groups]
-    sentences = [g.lead.hit.passage.text[a:b] for g, ss in zip(groups, spans, strict=True) for a, b in ss]
-    vectors = encoder.embed(sentences)
+    ranked = rank(query, hits, encoder, query_vector, config, idf)
+    lead = ranked[0].scored.hit.dense or 0.0 if ranked else 0.0
+    # Later quotes must be about the question too, not merely the next-best passage.
+    shown = [r for i, r in enumerate(ranked) if i == 0 or (r.scored.hit.dense or 0.0) >= min(config.min_score, lead)]
+    shown = shown[offset : offset + k]
+    if not shown:
+        return Answer(question, (), False, NO_MORE)
+    _score_sentences(shown, query, encoder, query_vector, idf)
     quotes = []
-    pos = 0
-    for g, ss in zip(groups, spans, strict=True):
-        p = g.lead.hit.passage
-        chosen = best_sentence(query.text, [p.text[a:b] for a, b in ss], vectors[pos : pos + len(ss)], query_vector, idf)
-        pos += len(ss)
-        a, b = ss[chosen]
-        also = list(g.also)
-        for extra in (copies or {}).get(g.lead.article.id, []):
+    for r in shown:
+        assert r.scores is not None
+        p = r.scored.hit.passage
+        first, last = best_window(r.scores, config.pair_margin)
+        a, b = r.spans[first][0], r.spans[last][1]
+        also = list(r.group.also)
+        for extra in (copies or {}).get(r.scored.article.id, []):
             if all(x.id != extra.id for x in also):
                 also.append(extra)
         quotes.append(
@@ -90,9 +182,9 @@ def build_answer(
                 start=p.start,
                 end=p.end,
                 highlight=(a, b),
-                score=round(g.lead.hit.fused, 6),
-                link=text_fragment_link(g.lead.article.url, p.text[a:b]),
-                article=g.lead.article,
+                score=round(r.score or r.scored.hit.fused, 6),
+                link=text_fragment_link(r.scored.article.url, p.text[a:b]),
+                article=r.scored.article,
                 passage_id=p.id,
                 also_in=tuple(also),
             )

@@ -28,6 +28,7 @@ __all__ = [
     "PassageConfig",
     "SearchConfig",
     "Secret",
+    "ServeConfig",
     "TelegramConfig",
     "WebConfig",
     "find_config_file",
@@ -95,7 +96,14 @@ class SearchConfig:
     dense_weight: float = 0.5
     rrf_k: int = 60
     min_score: float = 0.30
+    # Confidence = cosine + coverage_weight * IDF-weighted share of the question's terms present.
+    coverage_weight: float = 0.0
     dedupe_threshold: float = 0.9
+    # The first rerank_depth passages are reordered by fused + sentence_weight * best sentence score.
+    rerank_depth: int = 5
+    sentence_weight: float = 0.3
+    # Mark two adjacent sentences when the second scores within pair_margin of the best (0: one).
+    pair_margin: float = 0.05
     recency_half_life_days: float = 0.0
     max_question_chars: int = 2000
 
@@ -128,6 +136,12 @@ class WebConfig:
     max_redirects: int = 5
     user_agent: str = "newsqa/0.1 (+https://example.org/newsqa)"
     allow_private_networks: bool = False
+    # At most this many requests at a time to one host (politeness).
+    per_host: int = 2
+    # 5xx, 429, timeouts and dropped connections are retried this many times, after
+    # backoff, 2 * backoff, ... seconds (longer if the server sends Retry-After, up to 30 s).
+    retries: int = 2
+    backoff: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -135,8 +149,31 @@ class FeedConfig:
     """One feed polled by the service."""
 
     url: str
+    # Seconds ("900") or with a unit: "30s", "15m", "1h".
     every: str = "15m"
+    # The outlet name shown under quotes; empty: the feed's own title.
     source: str = ""
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """The long-running service: how the bot receives updates, health, and re-reading the index."""
+
+    # "polling" (long polling, the default) or "webhook".
+    mode: str = "polling"
+    # Webhook mode: the public https URL Telegram posts to; the server listens on listen:port
+    # (behind a reverse proxy that terminates TLS) at the URL's path.
+    webhook_url: str = ""
+    listen: str = "127.0.0.1"
+    port: int = 8443
+    # The webhook's secret token comes from $NEWSQA_SERVE_SECRET_TOKEN or this file; if neither
+    # is set a random one is made at each start (serve registers the webhook itself).
+    secret_token_file: str = ""
+    # HTTP GET /healthz on health_listen:health_port; 0 turns it off.
+    health_listen: str = "127.0.0.1"
+    health_port: int = 0
+    # How often to look for articles written by another process (`newsqa ingest`).
+    refresh_every: str = "30s"
 
 
 @dataclass(frozen=True)
@@ -157,6 +194,7 @@ class Config:
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     web: WebConfig = field(default_factory=WebConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     feeds: tuple[FeedConfig, ...] = ()
     source: str | None = None  # the file this was read from, for messages
 
@@ -184,6 +222,7 @@ _SECTIONS: dict[str, type] = {
     "telegram": TelegramConfig,
     "web": WebConfig,
     "log": LogConfig,
+    "serve": ServeConfig,
 }
 
 T = TypeVar("T")

@@ -37,14 +37,14 @@ class Encoder(abc.ABC):
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         """Return the vectors of one batch, shape ``(len(texts), dim)``; need not be normalised."""
 
-    def embed(
-        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
-    ) -> np.ndarray:
+    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Return normalised float32 vectors of shape ``(len(texts), dim)``, in batches."""
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for lo in range(0, len(texts), self.batch_size):
-            chunk = texts[lo : lo + self.batch_size]
-            out[lo : lo + len(chunk)] = self.embed_batch(chunk)
+        # Batches of similar length waste less work on padding; the order is restored below.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for lo in range(0, len(order), self.batch_size):
+            chunk = order[lo : lo + self.batch_size]
+            out[chunk] = self.embed_batch([texts[i] for i in chunk])
             if progress is not None:
                 progress(len(chunk))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
@@ -53,9 +53,10 @@ class Encoder(abc.ABC):
 
     def embed_one(self, text: str) -> np.ndarray:
         """Return the normalised vector of one text, shape ``(dim,)``."""
-        return self.embed([text])[0]
+        vectors: np.ndarray = self.embed([text])
+        return np.asarray(vectors[0])
 
-    def set_threads(self, n: int) -> None:
+    def set_threads(self, n: int) -> None:  # noqa: B027 - optional hook, most encoders need nothing
         """Use ``n`` threads for inference (0 leaves the library default)."""
 
 
@@ -100,9 +101,7 @@ class SentenceTransformerEncoder(Encoder):
             self._model = SentenceTransformer(location, device="cpu")
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot load model {name!r}: {exc}") from None
-        getter = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
-        )
+        getter = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         dim = getter()
         if dim is None:
             raise ConfigError(f"model {name!r} does not report an embedding dimension")
@@ -146,12 +145,12 @@ def load_encoder(config: ModelConfig, threads: int | None = None, cache_dir: Pat
 def _build_encoder(config: ModelConfig, n: int, cache_dir: Path | None) -> Encoder:
     if config.backend == "torch":
         if config.quantize != "none":
-            raise ConfigError("model.quantize is only supported with model.backend = \"onnx\"")
+            raise ConfigError('model.quantize is only supported with model.backend = "onnx"')
         return SentenceTransformerEncoder(config.name, config.batch_size, n)
     if config.backend == "onnx":
         try:
             from retrieval.onnx_encoder import OnnxEncoder
         except ImportError as exc:
-            raise ConfigError(f"model.backend = \"onnx\" needs onnxruntime and tokenizers: {exc}") from None
+            raise ConfigError(f'model.backend = "onnx" needs onnxruntime and tokenizers: {exc}') from None
         return OnnxEncoder.from_config(config, threads=n, cache_dir=cache_dir)
-    raise ConfigError(f"model.backend must be \"torch\" or \"onnx\", not {config.backend!r}")
+    raise ConfigError(f'model.backend must be "torch" or "onnx", not {config.backend!r}')

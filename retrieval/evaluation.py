@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from retrieval.answering import confidence, coverage
 from retrieval.errors import LoaderError, QuestionError
+from retrieval.lexical import tokenize
 from retrieval.newsindex import NewsIndex
 
 __all__ = ["EvalQuestion", "MethodResult", "evaluate", "read_questions"]
@@ -49,9 +51,11 @@ def read_questions(path: Path, limit: int | None = None) -> list[EvalQuestion]:
             continue
         try:
             row = json.loads(line)
-            out.append(EvalQuestion(str(row.get("id", n)), str(row["question"]), tuple(str(a) for a in row.get("answers", []))))
+            out.append(
+                EvalQuestion(str(row.get("id", n)), str(row["question"]), tuple(str(a) for a in row.get("answers", [])))
+            )
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-            raise LoaderError(f"{path}:{n}: not a question line (needs \"question\" and \"answers\")") from None
+            raise LoaderError(f'{path}:{n}: not a question line (needs "question" and "answers")') from None
         if limit is not None and len(out) >= limit:
             break
     if not out:
@@ -121,11 +125,23 @@ def evaluate(
             ranks.append(None)
             continue
         started = time.perf_counter()
-        hits = index.hits_for(query, 10, method)
+        hits = index.rank(q.question, 10) if method is None else index.hits_for(query, 10, method)
         search_ms = (time.perf_counter() - started) * 1000
         rank = next((i for i, s in enumerate(hits, start=1) if any(g in _norm(s.hit.passage.text) for g in gold)), None)
         ranks.append(rank)
-        detail: dict[str, Any] = {"id": q.id, "rank": rank, "top_dense": max((s.hit.dense or 0.0) for s in hits) if hits else 0.0}
+        idf = index.retriever().lexical.idf(tokenize([query.text])[0])
+        detail: dict[str, Any] = {
+            "id": q.id,
+            "rank": rank,
+            "dense": confidence(hits, 3),
+            "coverage": max(
+                (coverage(tokenize([query.text])[0], s.hit.passage.text, idf) for s in hits[:3]), default=0.0
+            ),
+            "confidence_parts": [
+                [float(s.hit.dense or 0.0), coverage(tokenize([query.text])[0], s.hit.passage.text, idf)]
+                for s in hits[:3]
+            ],
+        }
         if full:
             started = time.perf_counter()
             answer = index.ask(q.question, fusion=method)

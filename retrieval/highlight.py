@@ -18,7 +18,7 @@ import numpy as np
 from retrieval.lexical import tokenize
 from retrieval.sentences import split_sentences
 
-__all__ = ["answer_type", "best_sentence", "has_answer_type", "sentence_spans"]
+__all__ = ["answer_type", "best_sentence", "best_window", "has_answer_type", "sentence_scores", "sentence_spans"]
 
 _WORD = re.compile(r"\w+")
 _NUMBER_Q = re.compile(
@@ -30,9 +30,12 @@ _NUMBER_Q = re.compile(
 _DATE_Q = re.compile(r"(^|\b)(when|what (year|date|day|month|time|decade|century)|since when|how long ago)\b", re.I)
 _PERSON_Q = re.compile(r"(^|\b)(who|whom|whose)\b", re.I)
 _PLACE_Q = re.compile(r"(^|\b)(where|in which (city|country|town|region|state))\b", re.I)
-_NUMBER = re.compile(
-    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
-    r"hundred|thousand|million|billion|dozen|half|double|twice)\b",
+_ENTITY_Q = re.compile(
+    r"^\s*(what|which)\b|\b(what|which) (team|company|country|city|organi[sz]ation|group|party|name|person)\b", re.I
+)
+_NUMBER_TOKEN = re.compile(
+    r"\d[\d,.]*|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|"
+    r"fifty|hundred|thousand|million|billion|dozen|half|double|twice)\b",
     re.I,
 )
 _DATE = re.compile(
@@ -42,7 +45,71 @@ _DATE = re.compile(
     re.I,
 )
 # Two capitalised words in a row, not at the start of the sentence: a name.
-_NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z'’]+(?:\s+[A-Z][a-z'’]+)+")
+_NAME = re.compile(r"\b[A-Z][\w'’-]*(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w'’-]*)*")
+# Capitalised only because they start a sentence: not names.
+_FUNCTION_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "it",
+        "its",
+        "he",
+        "she",
+        "his",
+        "her",
+        "they",
+        "their",
+        "them",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "here",
+        "however",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "from",
+        "to",
+        "of",
+        "with",
+        "but",
+        "and",
+        "or",
+        "as",
+        "after",
+        "before",
+        "when",
+        "while",
+        "despite",
+        "although",
+        "also",
+        "we",
+        "i",
+        "you",
+        "our",
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "if",
+        "so",
+        "then",
+        "yet",
+        "since",
+        "until",
+        "during",
+        "some",
+        "many",
+        "most",
+        "all",
+        "one",
+    ]
+)
 _PLACE = re.compile(r"\b(in|at|near|from|outside|inside)\s+(the\s+)?[A-Z][a-z]+")
 
 
@@ -52,7 +119,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 
 def answer_type(question: str) -> str | None:
-    """Return what the question asks for: 'number', 'date', 'person', 'place', or None."""
+    """Return what the question asks for: 'number', 'date', 'person', 'place', 'entity', or None."""
     if _NUMBER_Q.search(question):
         return "number"
     if _DATE_Q.search(question):
@@ -61,19 +128,29 @@ def answer_type(question: str) -> str | None:
         return "person"
     if _PLACE_Q.search(question):
         return "place"
+    if _ENTITY_Q.search(question):
+        return "entity"
     return None
 
 
-def has_answer_type(sentence: str, kind: str | None) -> bool:
-    """Return True when ``sentence`` holds something of the kind the question asks for."""
+def _new(matches: list[str], question: str) -> bool:
+    """Return True if some match is not already in the question: the answer is what is new."""
+    q = question.casefold()
+    return any(m.strip().casefold() not in q for m in matches if m.strip())
+
+
+def has_answer_type(sentence: str, kind: str | None, question: str = "") -> bool:
+    """Return True when ``sentence`` holds something of the kind asked for that the question lacks."""
     if kind == "number":
-        return bool(_NUMBER.search(sentence))
+        return _new([m.group(0) for m in _NUMBER_TOKEN.finditer(sentence)], question)
     if kind == "date":
-        return bool(_DATE.search(sentence))
-    if kind == "person":
-        return bool(_NAME.search(sentence))
+        return _new([m.group(0) for m in _DATE.finditer(sentence)], question)
+    if kind in ("person", "entity"):
+        return _new(
+            [m.group(0) for m in _NAME.finditer(sentence) if m.group(0).casefold() not in _FUNCTION_WORDS], question
+        )
     if kind == "place":
-        return bool(_PLACE.search(sentence))
+        return _new([m.group(0).split(None, 1)[1] for m in _PLACE.finditer(sentence)], question)
     return False
 
 
@@ -85,26 +162,54 @@ def _overlap(query_terms: set[str], sentence_terms: list[str], idf: dict[str, fl
     return sum(idf.get(t, 1.0) for t in present) / total if total else 0.0
 
 
-def best_sentence(
+def sentence_scores(
     question: str,
     sentences: Sequence[str],
     sentence_vectors: np.ndarray,
     question_vector: np.ndarray,
     idf: dict[str, float] | None = None,
     lexical_weight: float = 0.5,
-    type_weight: float = 0.15,
-) -> int:
-    """Return the index of the sentence that best answers ``question``."""
-    if len(sentences) == 1:
-        return 0
+    type_weight: float = 0.5,
+) -> np.ndarray:
+    """Return how well each sentence answers ``question`` (higher is better)."""
     dense = sentence_vectors @ question_vector
     q_terms = set(tokenize([question])[0])
     sent_terms = tokenize(list(sentences))
     weights = idf or {}
     lexical = np.array([_overlap(q_terms, terms, weights) for terms in sent_terms], dtype=np.float32)
     kind = answer_type(question)
-    typed = np.array([has_answer_type(s, kind) for s in sentences], dtype=np.float32)
+    typed = np.array([has_answer_type(s, kind, question) for s in sentences], dtype=np.float32)
     # Very short fragments ("He said.") rarely carry an answer on their own.
     length = np.array([min(1.0, math.log1p(len(_WORD.findall(s))) / math.log1p(8)) for s in sentences])
-    score = (dense + lexical_weight * lexical + type_weight * typed) * (0.85 + 0.15 * length)
-    return int(np.argmax(score))
+    return np.asarray(
+        (dense + lexical_weight * lexical + type_weight * typed) * (0.85 + 0.15 * length), dtype=np.float32
+    )
+
+
+def best_sentence(
+    question: str,
+    sentences: Sequence[str],
+    sentence_vectors: np.ndarray,
+    question_vector: np.ndarray,
+    idf: dict[str, float] | None = None,
+) -> int:
+    """Return the index of the sentence that best answers ``question``."""
+    if len(sentences) == 1:
+        return 0
+    return int(np.argmax(sentence_scores(question, sentences, sentence_vectors, question_vector, idf)))
+
+
+def best_window(scores: np.ndarray, pair_margin: float) -> tuple[int, int]:
+    """Return ``(first, last)`` sentence indexes to mark: the best one, or it and a neighbour.
+
+    A neighbour joins when it scores within ``pair_margin`` of the best: the answer then often
+    spans both ("… said the minister. The cut takes effect in May.").
+    """
+    best = int(np.argmax(scores))
+    if pair_margin <= 0 or len(scores) == 1:
+        return best, best
+    left = scores[best - 1] if best > 0 else -np.inf
+    right = scores[best + 1] if best + 1 < len(scores) else -np.inf
+    if max(left, right) < scores[best] - pair_margin:
+        return best, best
+    return (best - 1, best) if left > right else (best, best + 1)

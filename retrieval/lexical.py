@@ -88,8 +88,9 @@ class LexicalIndex:
     def idf(self, terms: Sequence[str]) -> dict[str, float]:
         """Return the inverse document frequency of each stemmed term (unknown terms: the maximum)."""
         n = max(len(self.ids), 1)
-        vocab = self._model.vocab_dict
-        indptr = self._model.scores.get("indptr") if isinstance(self._model.scores, dict) else None
+        vocab = getattr(self._model, "vocab_dict", None) or {}
+        scores = getattr(self._model, "scores", None)
+        indptr = scores.get("indptr") if isinstance(scores, dict) else None
         out: dict[str, float] = {}
         for term in terms:
             col = vocab.get(term)
@@ -99,9 +100,7 @@ class LexicalIndex:
 
     def score_of(self, all_scores: np.ndarray, passage_ids: Sequence[int]) -> np.ndarray:
         """Pick the scores of some passages out of ``all_scores``."""
-        return np.array(
-            [all_scores[self._row[p]] if p in self._row else 0.0 for p in passage_ids], dtype=np.float32
-        )
+        return np.array([all_scores[self._row[p]] if p in self._row else 0.0 for p in passage_ids], dtype=np.float32)
 
     def save(self, folder: Path) -> None:
         """Write the index into a fresh folder and point ``lexical.json`` at it atomically."""
@@ -132,9 +131,7 @@ class LexicalIndex:
             ids = np.load(target / "ids.npy")
             if len(ids) != stamp["count"]:
                 return None
-            model = (
-                bm25s.BM25.load(str(target), mmap=True, show_progress=False) if len(ids) else bm25s.BM25()
-            )
+            model = bm25s.BM25.load(str(target), mmap=True, show_progress=False) if len(ids) else bm25s.BM25()
         except (OSError, ValueError, KeyError) as exc:
             log.warning("ignoring unreadable lexical index in %s: %s", folder, exc)
             return None

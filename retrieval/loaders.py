@@ -83,7 +83,9 @@ def make_article(
     language: str | None = None,
 ) -> Article:
     """Build an article with its stable id; text is normalised to '\\n' line ends."""
-    clean = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "").strip()
+    # Control characters and lone surrogates cannot be shown anywhere (Telegram refuses them);
+    # dropping them here keeps every quote a verbatim substring of the stored text.
+    clean = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n")).strip()
     if not clean:
         raise LoaderError("the article has no text")
     canon = canonical_url(url) if url.startswith(("http://", "https://")) else url
@@ -105,9 +107,9 @@ def iter_files(path: Path) -> Iterator[Path]:
         yield path
         return
     for child in sorted(path.rglob("*")):
-        if child.is_file() and not any(p.startswith(".") for p in child.relative_to(path).parts):
-            if child.suffix.lower() in SUFFIXES:
-                yield child
+        hidden = any(p.startswith(".") for p in child.relative_to(path).parts)
+        if child.is_file() and not hidden and child.suffix.lower() in SUFFIXES:
+            yield child
 
 
 def _read_text(path: Path, limit: int = MAX_FILE_BYTES) -> str:
@@ -173,9 +175,7 @@ def article_from_html(html: str, *, url: str | None = None, fallback_url: str | 
     """Extract an article's main text and metadata from a page with trafilatura."""
     import trafilatura
 
-    doc = trafilatura.bare_extraction(
-        html, url=url, with_metadata=True, include_comments=False, include_tables=False
-    )
+    doc = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False, include_tables=False)
     data = doc.as_dict() if doc is not None and hasattr(doc, "as_dict") else (doc or {})
     text = data.get("text") or ""
     paragraphs = [p.strip() for p in text.split("\n") if p.strip()]
@@ -194,6 +194,7 @@ def article_from_html(html: str, *, url: str | None = None, fallback_url: str | 
     )
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _FRONT = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n", re.S)
 
 
@@ -240,7 +241,7 @@ def _load_jsonl(path: Path, ov: Overrides) -> tuple[list[Article], list[LoadProb
                 continue
             text = record.get("text")
             if not isinstance(text, str) or not text.strip():
-                problems.append(LoadProblem(str(path), n, "no \"text\""))
+                problems.append(LoadProblem(str(path), n, 'no "text"'))
                 continue
             url = record.get("url") if isinstance(record.get("url"), str) and record.get("url") else None
             try:

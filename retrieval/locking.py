@@ -27,7 +27,9 @@ def writer_lock(folder: Path, wait: float = 600.0) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise StoreError(f"another newsqa process is writing to {folder}; try again when it is done") from None
+                    raise StoreError(
+                        f"another newsqa process is writing to {folder}; try again when it is done"
+                    ) from None
                 time.sleep(0.2)
         yield
     finally:

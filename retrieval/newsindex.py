@@ -9,11 +9,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
-from pathlib import Path
 
 import numpy as np
 
-from retrieval.answering import build_answer
+from retrieval.answering import build_answer, rank
 from retrieval.config import Config
 from retrieval.encoder import Encoder, load_encoder
 from retrieval.errors import EmptyIndexError, ModelMismatchError, StoreError
@@ -90,6 +89,19 @@ def _expected_identity(config: Config) -> str:
     return f"{m.name}|{m.backend}|{m.quantize}"
 
 
+def identities_compatible(stored: str, wanted: str) -> bool:
+    """Return True if vectors stored under ``stored`` can be searched with the encoder ``wanted``.
+
+    Identities are ``name|backend|quantize[|dim]``. fp32 torch and fp32 ONNX runs of one model
+    give the same vectors (max difference 2e-7, identical top-10 in bench/bench_encoders.py), so
+    they may share an index; int8 changes rankings and never mixes with fp32.
+    """
+    s, w = stored.split("|")[:3], wanted.split("|")[:3]
+    if len(s) < 3 or len(w) < 3 or s[0] != w[0] or s[2] != w[2]:
+        return False
+    return s[1] == w[1] or (s[2] == "none" and {s[1], w[1]} <= {"torch", "onnx"})
+
+
 class NewsIndex:
     """Articles, passages and their indexes in one data directory.
 
@@ -127,7 +139,7 @@ class NewsIndex:
         if stored is None:
             return
         expected = _expected_identity(self.config)
-        if not stored.startswith(expected + "|"):
+        if not identities_compatible(stored, expected):
             name, backend, quant, dim = (stored.split("|") + ["?"] * 4)[:4]
             raise ModelMismatchError(
                 f"the index in {self.folder} was built with model {name!r} (backend {backend}, "
@@ -145,7 +157,8 @@ class NewsIndex:
             stored_dim = self.store.get_meta("dim")
             if stored_dim is not None and int(stored_dim) != self._encoder.dim:
                 raise ModelMismatchError(
-                    f"the index in {self.folder} holds {stored_dim}-dimensional vectors, the model makes {self._encoder.dim}"
+                    f"the index in {self.folder} holds {stored_dim}-dimensional vectors, "
+                    f"the model makes {self._encoder.dim}"
                 )
             return self._encoder
 
@@ -168,9 +181,9 @@ class NewsIndex:
         """Return the indexes, loading or rebuilding them if the store has moved on."""
         with self._lock:
             gen = self.store.generation()
-            if self._vectors is not None and self._lexical is not None:
-                if self._vectors.generation == gen and self._lexical.generation == gen:
-                    return self._vectors, self._lexical
+            vectors, lexical = self._vectors, self._lexical
+            if vectors is not None and lexical is not None and vectors.generation == lexical.generation == gen:
+                return vectors, lexical
             vectors = FaissIndex.load(self.folder / FAISS_NAME)
             lexical = LexicalIndex.load(self.folder)
             if vectors is None or vectors.generation != gen or lexical is None or lexical.generation != gen:
@@ -220,17 +233,28 @@ class NewsIndex:
 
     def ask(self, question: str, k: int | None = None, offset: int = 0, fusion: str | None = None) -> Answer:
         """Answer a question with up to ``k`` quotes, skipping the first ``offset`` ones."""
-        query = parse_question(question, self.config.search.max_question_chars)
         k = self.config.search.k if k is None else k
         if k < 1:
             raise ValueError("k must be at least 1")
+        query, qvec, hits, idf = self._candidates(question, offset + k, fusion)
+        copies = self.store.copies_of(s.article.id for s in hits)
+        return build_answer(question, query, hits, self.encoder, qvec, self.config.search, k, offset, copies, idf)
+
+    def rank(self, question: str, k: int = 10, fusion: str | None = None) -> list[Scored]:
+        """Return the passages in the order answers show them: collapsed and reranked, no abstention."""
+        query, qvec, hits, idf = self._candidates(question, k, fusion)
+        return [r.scored for r in rank(query, hits, self.encoder, qvec, self.config.search, idf)[:k]]
+
+    def _candidates(
+        self, question: str, wanted: int, fusion: str | None
+    ) -> tuple[Query, np.ndarray, list[Scored], dict[str, float]]:
+        query = parse_question(question, self.config.search.max_question_chars)
         retriever = self.retriever()
         qvec = self.encoder.embed_one(query.text)
         # Collapsing duplicates removes hits, so fetch more than will be shown.
-        hits = retriever.search(query, qvec, (offset + k) * 3 + 5, fusion)
-        copies = self.store.copies_of(s.article.id for s in hits)
+        hits = retriever.search(query, qvec, wanted * 3 + 5, fusion)
         idf = retriever.lexical.idf(tokenize([query.text])[0])
-        return build_answer(question, query, hits, self.encoder, qvec, self.config.search, k, offset, copies, idf)
+        return query, qvec, hits, idf
 
     def parse(self, question: str) -> Query:
         """Validate a question and return it with its filters."""
@@ -350,9 +374,7 @@ class NewsIndex:
             for chunk_ids, chunk_texts, _ in self.store.iter_passages():
                 ids.append(chunk_ids)
                 texts.extend(chunk_texts)
-            lexical = LexicalIndex.build(
-                np.concatenate(ids) if ids else np.empty(0, np.int64), texts, gen
-            )
+            lexical = LexicalIndex.build(np.concatenate(ids) if ids else np.empty(0, np.int64), texts, gen)
         self._save(vectors, lexical)
         with self._lock:
             self._vectors, self._lexical = vectors, lexical

@@ -37,16 +37,14 @@ class Retriever:
         self.lexical = lexical
         self.config = config
 
-    def search(
-        self, query: Query, query_vector: np.ndarray, k: int, fusion: str | None = None
-    ) -> list[Scored]:
+    def search(self, query: Query, query_vector: np.ndarray, k: int, fusion: str | None = None) -> list[Scored]:
         """Return up to ``k`` hits for ``query``, best first."""
         method = fusion or self.config.fusion
         if method not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}")
         # Filters drop candidates after retrieval, so look deeper when they are on.
         depth = max(k, self.config.candidates) * (8 if query.filtered else 1)
-        d_ids, d_scores = (
+        d_ids, _ = (
             self.vectors.search(query_vector, depth) if method != "lexical" else (np.empty(0, np.int64), np.empty(0))
         )
         if method != "dense":

@@ -55,7 +55,7 @@ def _blingfire(line: str) -> list[tuple[int, int]] | None:
         return None
     try:
         _, offsets = blingfire.text_to_sentences_and_offsets(line)
-    except Exception:  # noqa: BLE001 - a native failure means: use the fallback
+    except Exception:
         return None
     spans = [(int(s), int(e)) for s, e in offsets]
     # The offsets must tile the line in order; anything else (e.g. byte offsets on odd input)

@@ -229,9 +229,7 @@ class Store:
     def article_state(self, article_id: str) -> tuple[str, str | None] | None:
         """Return ``(content_hash, duplicate_of)`` of a stored article, or None."""
         with self.connection() as con:
-            row = con.execute(
-                "SELECT content_hash, duplicate_of FROM articles WHERE id = ?", (article_id,)
-            ).fetchone()
+            row = con.execute("SELECT content_hash, duplicate_of FROM articles WHERE id = ?", (article_id,)).fetchone()
         return None if row is None else (row["content_hash"], row["duplicate_of"])
 
     def original_with_hash(self, digest: str, con: sqlite3.Connection) -> str | None:
@@ -249,15 +247,12 @@ class Store:
             return out
         marks = ",".join("?" * len(wanted))
         with self.connection() as con:
-            for row in con.execute(
-                f"SELECT * FROM articles WHERE duplicate_of IN ({marks}) ORDER BY published, url", wanted  # noqa: S608
-            ):
+            sql = f"SELECT * FROM articles WHERE duplicate_of IN ({marks}) ORDER BY published, url"  # noqa: S608
+            for row in con.execute(sql, wanted):
                 out.setdefault(row["duplicate_of"], []).append(_article(row))
         return out
 
-    def put_article(
-        self, con: sqlite3.Connection, article: Article, digest: str, duplicate_of: str | None
-    ) -> None:
+    def put_article(self, con: sqlite3.Connection, article: Article, digest: str, duplicate_of: str | None) -> None:
         """Insert or replace an article row (passages are handled separately)."""
         con.execute(
             "INSERT INTO articles (id, url, title, source, published, language, text, content_hash, duplicate_of, fetched_at, added_at)"
@@ -336,7 +331,9 @@ class Store:
                     f'SELECT id, article_id, ordinal, start, "end", text FROM passages WHERE id IN ({marks})',  # noqa: S608
                     chunk,
                 ):
-                    out[row["id"]] = Passage(row["id"], row["article_id"], row["ordinal"], row["start"], row["end"], row["text"])
+                    out[row["id"]] = Passage(
+                        row["id"], row["article_id"], row["ordinal"], row["start"], row["end"], row["text"]
+                    )
         return out
 
     def iter_passages(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, list[str], np.ndarray]]:
@@ -394,7 +391,13 @@ class Store:
 
     # -- questions and feedback ----------------------------------------------------------------
     def log_question(
-        self, question: str, channel: str, chat_id: int | None, user_id: int | None, answered: bool, passage_ids: Sequence[int]
+        self,
+        question: str,
+        channel: str,
+        chat_id: int | None,
+        user_id: int | None,
+        answered: bool,
+        passage_ids: Sequence[int],
     ) -> int:
         """Record a question; return its id."""
         with self._write_lock, self.connection() as con:
@@ -427,9 +430,7 @@ class Store:
         """Return question and feedback counts."""
         with self.connection() as con:
             q = con.execute("SELECT COUNT(*), COALESCE(SUM(1 - answered), 0) FROM questions").fetchone()
-            f = con.execute(
-                "SELECT COALESCE(SUM(value = 1), 0), COALESCE(SUM(value = -1), 0) FROM feedback"
-            ).fetchone()
+            f = con.execute("SELECT COALESCE(SUM(value = 1), 0), COALESCE(SUM(value = -1), 0) FROM feedback").fetchone()
         return UsageStats(int(q[0]), int(q[1]), int(f[0]), int(f[1]))
 
 

@@ -20,9 +20,17 @@ _MONTHS = {
     m: i + 1
     for i, names in enumerate(
         [
-            ("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"),
-            ("may",), ("june", "jun"), ("july", "jul"), ("august", "aug"),
-            ("september", "sep", "sept"), ("october", "oct"), ("november", "nov"),
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sep", "sept"),
+            ("october", "oct"),
+            ("november", "nov"),
             ("december", "dec"),
         ]
     )
@@ -49,14 +57,22 @@ _DATELINE_PATTERNS = [
 ]
 _ZONES = {
     # "UK" is the local time of the day; "GMT" and "BST" name a fixed offset.
-    "UK": "Europe/London", "GMT": "+00:00", "BST": "+01:00", "UTC": "UTC", "Z": "UTC",
-    "ET": "America/New_York", "EST": "America/New_York", "EDT": "America/New_York",
-    "CET": "Europe/Paris", "CEST": "Europe/Paris",
+    "UK": "Europe/London",
+    "GMT": "+00:00",
+    "BST": "+01:00",
+    "UTC": "UTC",
+    "Z": "UTC",
+    "ET": "America/New_York",
+    "EST": "America/New_York",
+    "EDT": "America/New_York",
+    "CET": "Europe/Paris",
+    "CEST": "Europe/Paris",
 }
 
 # A header that introduces a list of links to other stories.
 _BLOCK_HEADER = re.compile(
-    r"^(?:read (?:more|next|also)|more (?:from|on|stories|news)|related(?: (?:stories|articles|content|coverage|links))?"
+    r"^(?:read (?:more|next|also)|more (?:from|on|stories|news)"
+    r"|related(?: (?:stories|articles|content|coverage|links))?"
     r"|see also|also read|most (?:read|popular|viewed)|recommended(?: for you)?|you may also like"
     r"|top stories|latest (?:news|stories)|trending|in other news|more like this|editor'?s picks)\b[^.]*:?$",
     re.I,
@@ -137,9 +153,7 @@ def is_furniture_line(line: str) -> bool:
         return True
     if _BLOCK_HEADER.match(stripped):
         return True
-    return _words(stripped) <= 14 and not _SENTENCE_END.search(stripped) and bool(
-        _PROMO.search(stripped)
-    )
+    return _words(stripped) <= 14 and not _SENTENCE_END.search(stripped) and bool(_PROMO.search(stripped))
 
 
 def clean_page_text(raw: str) -> CleanText:
@@ -165,7 +179,7 @@ def clean_page_text(raw: str) -> CleanText:
             published = date
             if offset == 1:
                 standfirst = nonempty[body_start]
-            head = nonempty[body_start : idx]
+            head = nonempty[body_start:idx]
             rest = nonempty[idx + 1 :]
             nonempty = head + rest
             break

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,28 +40,28 @@ class VectorIndex:
 class FaissIndex(VectorIndex):
     """Exact search with ``IndexIDMap2(IndexFlatIP)``: supports removal and reconstruction."""
 
-    def __init__(self, dim: int, index: object | None = None, generation: int = 0) -> None:
+    def __init__(self, dim: int, index: Any = None, generation: int = 0) -> None:
         import faiss
 
         self.dim = dim
-        self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self._index: Any = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self.generation = generation
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids):
-            self._index.add_with_ids(  # type: ignore[attr-defined]
+            self._index.add_with_ids(
                 np.ascontiguousarray(vectors, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64)
             )
 
     def remove(self, ids: np.ndarray) -> None:
         if len(ids):
-            self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64))  # type: ignore[attr-defined]
+            self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64))
 
     def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         n = len(self)
         if n == 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        scores, ids = self._index.search(  # type: ignore[attr-defined]
+        scores, ids = self._index.search(
             np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32), min(k, n)
         )
         keep = ids[0] >= 0
@@ -68,16 +69,16 @@ class FaissIndex(VectorIndex):
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
         """Return the stored vectors of these ids."""
-        return np.vstack([self._index.reconstruct(int(i)) for i in ids])  # type: ignore[attr-defined]
+        return np.vstack([self._index.reconstruct(int(i)) for i in ids])
 
     def ids(self) -> np.ndarray:
         """Return every stored id."""
         import faiss
 
-        return faiss.vector_to_array(self._index.id_map)  # type: ignore[attr-defined]
+        return faiss.vector_to_array(self._index.id_map)
 
     def __len__(self) -> int:
-        return int(self._index.ntotal)  # type: ignore[attr-defined]
+        return int(self._index.ntotal)
 
     def save(self, path: Path) -> None:
         """Write the index and its generation stamp atomically."""

@@ -89,17 +89,28 @@ def page_index(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Ne
 def test_page_furniture_is_never_quoted(page_index: NewsIndex) -> None:
     import json
 
-    furniture = [line for v in json.loads((FIXTURES / "page_copy_expected.json").read_text()).values() for line in v["furniture"]]
-    for question in ["What can I install?", "Where can I read more?", "Sign up for the newsletter", "Breaking news app"] + furniture:
+    furniture = [
+        line for v in json.loads((FIXTURES / "page_copy_expected.json").read_text()).values() for line in v["furniture"]
+    ]
+    questions = ["What can I install?", "Where can I read more?", "Sign up for the newsletter", "Breaking news app"]
+    for question in [*questions, *furniture]:
         for quote in page_index.ask(question, k=5).quotes:
-            for line in furniture + ["Read more from Sky News:", "Install the Sky News app for free", "Be the first to get Breaking News"]:
+            for line in [
+                *furniture,
+                "Read more from Sky News:",
+                "Install the Sky News app for free",
+                "Be the first to get Breaking News",
+            ]:
                 assert line not in quote.text
 
 
 SEED_QUESTIONS = [
     ("How many North Korean troops were deployed to Kursk?", "11,000"),
     ("How many North Korean soldiers have died?", "about 300"),
-    ("What did Zelenskyy offer Kim Jong Un?", "hand over Kim Jong Un's soldiers to him if he can organise their exchange"),
+    (
+        "What did Zelenskyy offer Kim Jong Un?",
+        "hand over Kim Jong Un's soldiers to him if he can organise their exchange",
+    ),
     ("What did the captured soldier say about the training exercise?", "told he was on a training exercise"),
 ]
 

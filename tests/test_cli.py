@@ -86,7 +86,13 @@ def test_unusable_questions_get_one_line_and_exit_1(data: str, question: str, me
 
 
 def test_a_question_full_of_markup_is_answered_as_words(data: str) -> None:
-    code, out, _ = run("--data-dir", data, "ask", "--json", "<b>How much</b> **land** has the [Pinecrest](http://x) <i>wildfire</i> burned?")
+    code, out, _ = run(
+        "--data-dir",
+        data,
+        "ask",
+        "--json",
+        "<b>How much</b> **land** has the [Pinecrest](http://x) <i>wildfire</i> burned?",
+    )
     assert code == 0
     answer = json.loads(out)
     assert answer["answered"] and "3,400 hectares" in answer["quotes"][0]["text"]
@@ -136,9 +142,15 @@ def test_bad_files_are_reported_and_nothing_stored_is_lost(tmp_path: Path) -> No
     (bad / "notes.docx").write_bytes(b"zzz")
     code, _, err = run("--data-dir", folder, "ingest", str(bad), str(tmp_path / "missing.txt"), str(bad / "notes.docx"))
     assert code == 1
-    for needle in ("empty.txt: the file is empty", "binary.html: this is a binary file", "huge.txt: 50.0 MB is larger",
-                   "mixed.jsonl:3: not valid JSON", "mixed.jsonl:5: no \"text\"", "missing.txt: no such file",
-                   "notes.docx: unknown file type"):
+    for needle in (
+        "empty.txt: the file is empty",
+        "binary.html: this is a binary file",
+        "huge.txt: 50.0 MB is larger",
+        "mixed.jsonl:3: not valid JSON",
+        'mixed.jsonl:5: no "text"',
+        "missing.txt: no such file",
+        "notes.docx: unknown file type",
+    ):
         assert needle in err, needle
     # The 4 good lines of mixed.jsonl are the same articles as before: nothing lost, nothing doubled.
     rows = run("--data-dir", folder, "sources", "--json")[1].splitlines()
@@ -154,7 +166,10 @@ def test_unknown_config_key_is_named(tmp_path: Path) -> None:
 
 
 def test_help_works_without_loading_the_model() -> None:
-    code = "import sys; from bot.cli import main; sys.argv=['newsqa','--help'];\ntry: main()\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    code = (
+        "import sys; from bot.cli import main; sys.argv=['newsqa','--help']\n"
+        "try: main()\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().endswith("False")
     assert "ingest" in out.stdout and "repl" in out.stdout

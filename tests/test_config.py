@@ -23,8 +23,12 @@ def test_the_example_config_loads_and_equals_the_defaults() -> None:
 
 
 def test_environment_overrides_single_keys(tmp_path: Path) -> None:
-    env = {"NEWSQA_DATA_DIR": str(tmp_path), "NEWSQA_SEARCH_MIN_SCORE": "0.5", "NEWSQA_TELEGRAM_ADMINS": "1,2",
-           "NEWSQA_WEB_ALLOW_PRIVATE_NETWORKS": "true"}
+    env = {
+        "NEWSQA_DATA_DIR": str(tmp_path),
+        "NEWSQA_SEARCH_MIN_SCORE": "0.5",
+        "NEWSQA_TELEGRAM_ADMINS": "1,2",
+        "NEWSQA_WEB_ALLOW_PRIVATE_NETWORKS": "true",
+    }
     config = load_config(EXAMPLE, env=env)
     assert config.data_dir == str(tmp_path)
     assert config.search.min_score == 0.5
@@ -50,7 +54,9 @@ def test_bad_config_is_one_clear_error(tmp_path: Path, toml: str, message: str) 
     assert "123:abc" not in str(info.value)
 
 
-def test_token_comes_from_env_or_file_and_never_shows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_token_comes_from_env_or_file_and_never_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("999:SECRET-TOKEN\n")
     path = tmp_path / "c.toml"

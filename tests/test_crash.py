@@ -24,12 +24,23 @@ def _corpus(path: Path, n: int) -> None:
         for i in range(n):
             town, topic = rng.choice(TOWNS), rng.choice(TOPICS)
             paragraphs = [
-                f"Officials in {town} announced {topic} on day {i}. The plan was approved by {rng.randint(5, 40)} votes "
-                f"to {rng.randint(0, 4)} after a long meeting. Residents said they had waited {rng.randint(2, 12)} years."
+                f"Officials in {town} announced {topic} on day {i}. "
+                f"The plan was approved by {rng.randint(5, 40)} votes to {rng.randint(0, 4)} after a long meeting. "
+                f"Residents said they had waited {rng.randint(2, 12)} years."
                 for _ in range(6)
             ]
-            fh.write(json.dumps({"url": f"https://example.org/{i}", "title": f"{town}: {topic}", "source": "Example",
-                                 "published": "2025-02-03", "text": "\n\n".join(paragraphs)}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "url": f"https://example.org/{i}",
+                        "title": f"{town}: {topic}",
+                        "source": "Example",
+                        "published": "2025-02-03",
+                        "text": "\n\n".join(paragraphs),
+                    }
+                )
+                + "\n"
+            )
 
 
 def _newsqa(*args: str) -> list[str]:
@@ -53,7 +64,9 @@ def test_kill_9_during_ingest_then_rerun_leaves_every_article_once_and_check_cle
     _corpus(corpus, 400)
     data = tmp_path / "data"
     db = data / "newsqa.sqlite3"
-    proc = subprocess.Popen(_newsqa("--data-dir", str(data), "ingest", str(corpus)), stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _newsqa("--data-dir", str(data), "ingest", str(corpus)), stderr=subprocess.PIPE, stdout=subprocess.PIPE
+    )
     deadline = time.monotonic() + 240
     # Kill it after at least one batch is committed and well before the end.
     while _count(db, "SELECT COUNT(*) FROM articles") < 64 and time.monotonic() < deadline:
@@ -73,7 +86,10 @@ def test_kill_9_during_ingest_then_rerun_leaves_every_article_once_and_check_cle
     assert f"{400 - partial} added" in again.stderr + again.stdout
     assert _count(db, "SELECT COUNT(*) FROM articles") == 400
     assert _count(db, "SELECT COUNT(DISTINCT url) FROM articles") == 400
-    assert _count(db, "SELECT COUNT(*) FROM (SELECT article_id, ordinal FROM passages GROUP BY 1, 2 HAVING COUNT(*) > 1)") == 0
+    assert (
+        _count(db, "SELECT COUNT(*) FROM (SELECT article_id, ordinal FROM passages GROUP BY 1, 2 HAVING COUNT(*) > 1)")
+        == 0
+    )
     final = subprocess.run(_newsqa("--data-dir", str(data), "check"), capture_output=True, text=True)
     assert final.returncode == 0, final.stderr
     assert final.stdout.startswith("ok: 400 articles")

@@ -40,7 +40,9 @@ def test_txt_without_url_uses_the_file_uri(tmp_path: Path) -> None:
 
 
 def test_overrides_replace_file_metadata() -> None:
-    ov = Overrides(url="https://example.org/x?utm_source=feed", title="T", source="S", published=parse_published("2025-01-02"))
+    ov = Overrides(
+        url="https://example.org/x?utm_source=feed", title="T", source="S", published=parse_published("2025-01-02")
+    )
     [article], _ = load_file(FIXTURES / "page_copy.txt", ov)
     assert article.url == "https://example.org/x"
     assert (article.title, article.source) == ("T", "S")
@@ -80,4 +82,6 @@ def test_huge_file_is_refused_without_reading_it(tmp_path: Path) -> None:
 
 
 def test_canonical_url_drops_tracking_and_fragment() -> None:
-    assert canonical_url("HTTPS://Example.ORG:443/a/b?utm_medium=x&id=3&cid=feeds#top") == "https://example.org/a/b?id=3"
+    assert (
+        canonical_url("HTTPS://Example.ORG:443/a/b?utm_medium=x&id=3&cid=feeds#top") == "https://example.org/a/b?id=3"
+    )

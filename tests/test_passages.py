@@ -57,7 +57,9 @@ questions = st.text(alphabet=string.ascii_letters + " ?<>&*_[]()#", min_size=1, 
 
 
 @given(st.lists(article_text, min_size=1, max_size=2), st.lists(questions, min_size=1, max_size=3))
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 def test_every_quote_is_a_verbatim_substring_of_its_article(
     make_index: Callable[..., NewsIndex], texts: list[str], qs: list[str]
 ) -> None:

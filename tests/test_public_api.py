@@ -26,6 +26,9 @@ def test_importing_retrieval_loads_no_front_end() -> None:
 
 def test_importing_retrieval_loads_no_model_runtime() -> None:
     """Fast start: torch and sentence-transformers load only when an encoder is built."""
-    code = "import sys, retrieval.newsindex; print([m for m in ('torch','sentence_transformers','faiss') if m in sys.modules])"
+    code = (
+        "import sys, retrieval.newsindex;"
+        "print([m for m in ('torch','sentence_transformers','faiss') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

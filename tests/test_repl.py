@@ -89,10 +89,15 @@ def test_repl_answers_and_obeys_its_commands(tmp_path: Path) -> None:
 
 def test_repl_reads_questions_from_a_pipe(tmp_path: Path) -> None:
     data = str(tmp_path / "d")
-    subprocess.run([sys.executable, "-m", "bot.cli", "--data-dir", data, "ingest", str(SAMPLE)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "bot.cli", "--data-dir", data, "ingest", str(SAMPLE)], check=True, capture_output=True
+    )
     out = subprocess.run(
         [sys.executable, "-m", "bot.cli", "--data-dir", data, "repl"],
-        input="What was the turnout in the Aldermoor election?\n:quit\n", capture_output=True, text=True, timeout=120,
+        input="What was the turnout in the Aldermoor election?\n:quit\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0
     assert "61.3 per cent" in out.stdout

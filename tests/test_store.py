@@ -95,7 +95,9 @@ def test_removing_the_original_hands_its_passages_to_the_copy(make_index: Callab
     assert index.check().ok
 
 
-def test_an_index_built_with_another_model_is_refused(make_index: Callable[..., NewsIndex], make_config: Callable[..., Config]) -> None:
+def test_an_index_built_with_another_model_is_refused(
+    make_index: Callable[..., NewsIndex], make_config: Callable[..., Config]
+) -> None:
     index = make_index()
     index.ingest([make_article(STORY, url="https://example.org/ferry")])
     other = dataclasses.replace(make_config(), model=ModelConfig(name="some/other-model"))
@@ -122,11 +124,23 @@ def test_check_finds_a_stale_index_and_repair_fixes_it(make_index: Callable[...,
     assert index.check().ok
 
 
-def test_another_process_s_writes_are_seen_after_refresh(make_index: Callable[..., NewsIndex], make_config: Callable[..., Config], encoder: object) -> None:
+def test_another_process_s_writes_are_seen_after_refresh(
+    make_index: Callable[..., NewsIndex], make_config: Callable[..., Config], encoder: object
+) -> None:
     writer = make_index()
     writer.ingest([make_article(STORY, url="https://example.org/ferry")])
     reader = NewsIndex.open(make_config(), encoder=encoder)  # type: ignore[arg-type]
     assert reader.ask("ferry terminal cost").answered
-    writer.ingest([make_article("Volcanologists recorded 212 small earthquakes under Mount Orrin overnight.", url="https://example.org/orrin")])
+    writer.ingest(
+        [
+            make_article(
+                "Volcanologists recorded 212 small earthquakes under Mount Orrin overnight.",
+                url="https://example.org/orrin",
+            )
+        ]
+    )
     assert reader.refresh() is True
-    assert reader.ask("How many earthquakes were recorded under Mount Orrin?").quotes[0].article.url == "https://example.org/orrin"
+    assert (
+        reader.ask("How many earthquakes were recorded under Mount Orrin?").quotes[0].article.url
+        == "https://example.org/orrin"
+    )

@@ -1,0 +1,46 @@
+"""Sweep fusion settings on a built data dir and print Recall@k / MRR@10 for each (no answers built).
+
+    python bench/tune_fusion.py DATA_DIR QUESTIONS.jsonl [--limit N]
+
+Loads the index and the model once; each setting re-ranks the same questions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from retrieval.config import Config
+from retrieval.evaluation import evaluate, read_questions
+from retrieval.newsindex import NewsIndex
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("data_dir")
+    parser.add_argument("questions")
+    parser.add_argument("--limit", type=int, default=500)
+    parser.add_argument("--weights", default="0.3,0.4,0.5,0.6,0.7")
+    args = parser.parse_args()
+    config = Config(data_dir=args.data_dir)
+    index = NewsIndex.open(config)
+    questions = read_questions(Path(args.questions), args.limit)
+    settings = [("rrf", 0.5)] + [("weighted", float(w)) for w in args.weights.split(",")]
+    print(f"{'fusion':<10} {'w':>4} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR@10':>7}")
+    for fusion, weight in settings:
+        index.config = dataclasses.replace(
+            config, search=dataclasses.replace(config.search, fusion=fusion, dense_weight=weight)
+        )
+        r = evaluate(index, questions, fusion, full=False)
+        print(
+            f"{fusion:<10} {weight:>4} {r.recall[1]:>6.3f} {r.recall[5]:>6.3f} {r.recall[10]:>6.3f} {r.mrr10:>7.3f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+"""Build the Application (handlers, command menus, flood limits, token-safe logs); run polling."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeChat,
+    BotCommandScopeDefault,
+    Update,
+)
+from telegram.constants import ChatMemberStatus
+from telegram.error import BadRequest, Forbidden
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    ContextTypes,
+    ExtBot,
+    InlineQueryHandler,
+    JobQueue,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot.telegram import buttons, commands, handlers, inline
+from bot.telegram.access import Access, RateLimiter
+from bot.telegram.errors import on_error
+from bot.telegram.state import STATE_KEY, BotState, Settings, get_state
+from retrieval.config import Config
+from retrieval.errors import ConfigError
+
+__all__ = ["ALLOWED_UPDATES", "build_application", "run_polling", "serve"]
+
+if TYPE_CHECKING:
+    from retrieval import NewsIndex
+
+log = logging.getLogger(__name__)
+
+BotApp: TypeAlias = (
+    "Application[ExtBot[int], ContextTypes.DEFAULT_TYPE, dict[Any, Any], dict[Any, Any], "
+    "dict[Any, Any], JobQueue[ContextTypes.DEFAULT_TYPE]]"
+)
+REFRESH_SECONDS = 30.0
+
+ALLOWED_UPDATES = [
+    Update.MESSAGE,
+    Update.CALLBACK_QUERY,
+    Update.INLINE_QUERY,
+    Update.MY_CHAT_MEMBER,
+]
+
+PUBLIC_COMMANDS = [
+    BotCommand("ask", "Ask a question about the news"),
+    BotCommand("sources", "The articles I have read, newest first"),
+    BotCommand("about", "How many articles I know, updated when"),
+    BotCommand("help", "How to ask and what the buttons do"),
+]
+PRIVATE_COMMANDS = [BotCommand("start", "Start here"), *PUBLIC_COMMANDS]
+ADMIN_COMMANDS = [
+    *PRIVATE_COMMANDS,
+    BotCommand("add", "Read a web page (admin)"),
+    BotCommand("remove", "Forget an article by id or URL (admin)"),
+    BotCommand("stats", "Questions, not-found rate, feedback (admin)"),
+]
+
+
+class _TokenFilter(logging.Filter):
+    """Replace the bot token in log records, wherever a library puts it."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+        self._pattern = re.compile(re.escape(token))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self._pattern.search(message):
+            record.msg = self._pattern.sub("<token>", message)
+            record.args = None
+        return True
+
+
+# Loggers that write the Bot API URL, which holds the token: httpx at INFO (every request),
+# PTB's Bot at DEBUG ("Set Bot API URL"); the others might quote one in an error.
+_URL_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "telegram.Bot",
+    "telegram.ext.ExtBot",
+    "telegram.ext.Updater",
+    "telegram.ext.Application",
+    "telegram.ext.AIORateLimiter",
+)
+
+
+def _guard_token(token: str) -> None:
+    """Keep the token out of the logs: quieten httpx and redact it where PTB could log it."""
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.WARNING:
+            logger.setLevel(logging.WARNING)
+    for name in _URL_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _TokenFilter) and f.token == token for f in logger.filters):
+            logger.addFilter(_TokenFilter(token))
+
+
+def settings_of(config: Config) -> Settings:
+    """Return the presentation settings of a config, validated."""
+    tg = config.telegram
+    if tg.link_preview not in ("off", "first"):
+        raise ConfigError(f'telegram.link_preview must be "off" or "first", got {tg.link_preview!r}')
+    if tg.quote_chars < 80:
+        raise ConfigError(f"telegram.quote_chars must be at least 80, got {tg.quote_chars}")
+    if not 1 <= tg.inline_results <= 50:
+        raise ConfigError(f"telegram.inline_results must be 1 to 50, got {tg.inline_results}")
+    return Settings(
+        page_size=max(1, config.search.k),
+        inline_results=tg.inline_results,
+        quote_chars=tg.quote_chars,
+        link_preview=tg.link_preview,
+        max_question_chars=max(1, min(tg.max_question_chars, config.search.max_question_chars)),
+    )
+
+
+def base_url_of(config: Config) -> str:
+    """Return the Bot API base URL: ``telegram.base_url`` (or its env override), else Telegram's."""
+    return config.telegram.base_url.strip() or "https://api.telegram.org/bot"
+
+
+async def _set_commands(app: BotApp) -> None:
+    """Register the command menus: private chats, groups, and each admin's private chat."""
+    bot = app.bot
+    await bot.set_my_commands(PRIVATE_COMMANDS, scope=BotCommandScopeDefault())
+    await bot.set_my_commands(PUBLIC_COMMANDS, scope=BotCommandScopeAllGroupChats())
+    state: BotState = app.bot_data[STATE_KEY]
+    for admin in sorted(state.access.admins):
+        try:
+            await bot.set_my_commands(ADMIN_COMMANDS, scope=BotCommandScopeChat(admin))
+        except (BadRequest, Forbidden) as exc:
+            # The admin has not started a chat with the bot yet.
+            log.info("no admin command menu for %s: %s", admin, exc.message)
+
+
+async def track_membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Stop writing to chats that blocked or removed the bot; resume when it is back."""
+    change = update.my_chat_member
+    if change is None:
+        return
+    state = get_state(context)
+    status = change.new_chat_member.status
+    if status in (ChatMemberStatus.BANNED, ChatMemberStatus.LEFT):
+        state.stopped.add(change.chat.id)
+        log.info("removed from chat %s (%s)", change.chat.id, status)
+    else:
+        state.stopped.discard(change.chat.id)
+
+
+async def resume_chat(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A chat that writes to the bot again can be written to again."""
+    if update.effective_chat is not None:
+        get_state(context).stopped.discard(update.effective_chat.id)
+
+
+def build_application(config: Config, index: NewsIndex) -> BotApp:
+    """Return the bot's Application for ``index``, pointed at ``telegram.base_url`` when set."""
+    secret = config.telegram_token()
+    if secret is None:
+        raise ConfigError(
+            "no Telegram bot token: set NEWSQA_TELEGRAM_TOKEN or telegram.token_file (the token comes from @BotFather)"
+        )
+    token = secret.reveal()
+    _guard_token(token)
+    # Opt in to PTB 23's timedelta periods now: otherwise every RetryAfter PTB builds warns.
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
+    app = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(base_url_of(config))
+        .concurrent_updates(64)
+        .rate_limiter(AIORateLimiter(max_retries=2))
+        .post_init(_set_commands)
+        .build()
+    )
+    app.bot_data[STATE_KEY] = BotState(
+        config=config,
+        index=index,
+        settings=settings_of(config),
+        access=Access.from_config(config.telegram),
+        limiter=RateLimiter(config.telegram.rate_limit),
+    )
+    _add_handlers(app)
+    return app
+
+
+def _add_handlers(app: BotApp) -> None:
+    message = filters.UpdateType.MESSAGE
+    private = filters.ChatType.PRIVATE
+    groups = filters.ChatType.GROUPS
+    app.add_handler(TypeHandler(Update, resume_chat), group=-1)
+    app.add_handler(ChatMemberHandler(track_membership, ChatMemberHandler.MY_CHAT_MEMBER))
+    app.add_handler(CommandHandler("start", handlers.start, filters=message))
+    app.add_handler(CommandHandler("help", handlers.help_command, filters=message))
+    app.add_handler(CommandHandler("ask", handlers.ask, filters=message))
+    app.add_handler(CommandHandler("sources", commands.sources, filters=message))
+    app.add_handler(CommandHandler("about", commands.about, filters=message))
+    app.add_handler(CommandHandler("add", commands.add, filters=message))
+    app.add_handler(CommandHandler("remove", commands.remove, filters=message))
+    app.add_handler(CommandHandler("stats", commands.stats, filters=message))
+    app.add_handler(MessageHandler(message & private & filters.COMMAND, handlers.unknown_command))
+    app.add_handler(MessageHandler(message & private & filters.TEXT, handlers.question))
+    app.add_handler(
+        MessageHandler(
+            message & groups & filters.TEXT & ~filters.COMMAND & (handlers.MENTIONS_BOT | handlers.REPLIES_TO_BOT),
+            handlers.group_message,
+        )
+    )
+    app.add_handler(MessageHandler(message & private & ~filters.TEXT & ~filters.StatusUpdate.ALL, handlers.not_text))
+    app.add_handler(CallbackQueryHandler(buttons.button))
+    app.add_handler(InlineQueryHandler(inline.inline_query))
+    app.add_error_handler(on_error)
+
+
+def serve(app: BotApp, *, handle_signals: bool = True) -> None:
+    """Run long polling until SIGINT/SIGTERM (or, without signals, until the loop is stopped)."""
+    if handle_signals:
+        app.run_polling(allowed_updates=ALLOWED_UPDATES)
+    else:
+        app.run_polling(allowed_updates=ALLOWED_UPDATES, stop_signals=None)
+
+
+async def refresh_index(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Pick up articles another process (e.g. `newsqa ingest`) added to the data directory."""
+    if await asyncio.to_thread(get_state(context).index.refresh):
+        log.info("the index changed on disk; reloaded")
+
+
+def run_polling(config: Config) -> None:
+    """Open the index and run the bot with long polling until SIGINT/SIGTERM."""
+    from retrieval import NewsIndex
+
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    index = NewsIndex.open(config)
+    try:
+        app = build_application(config, index)
+        if app.job_queue is not None:
+            app.job_queue.run_repeating(refresh_index, interval=REFRESH_SECONDS, first=REFRESH_SECONDS)
+        log.info("starting the Telegram bot (long polling)")
+        serve(app)
+    finally:
+        index.close()
