@@ -31,7 +31,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_encoders.py
-	$(PY) bench/bench_latency.py
+	$(PY) bench/bench_telegram.py
+	$(PY) bench/bench_serve_during_ingest.py
 
 clean:
 	rm -rf data-sample .pytest_cache .mypy_cache .ruff_cache

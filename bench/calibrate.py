@@ -20,7 +20,8 @@ def _load(paths: list[str]) -> list[dict[str, object]]:
     for path in paths:
         for line in Path(path).read_text().splitlines():
             row = json.loads(line)
-            if "confidence_parts" in row:
+            # Only the shipped method answers users; the baselines' rows rank differently.
+            if "confidence_parts" in row and str(row.get("method", "")).endswith("(shipped)"):
                 rows.append(row)
     return rows
 
@@ -36,10 +37,19 @@ def main() -> None:
     parser.add_argument("--answerable", nargs="+", required=True)
     parser.add_argument("--off-topic", nargs="+", required=True)
     parser.add_argument("--refuse", type=float, default=0.90)
+    parser.add_argument("--curve", type=float, default=None, help="print the trade-off for this coverage weight")
     args = parser.parse_args()
     good = [r for r in _load(args.answerable) if isinstance(r.get("rank"), int) and int(r["rank"]) <= 5]  # type: ignore[arg-type]
     bad = _load(args.off_topic)
     print(f"{len(good)} answerable questions found in the top 5, {len(bad)} off-topic questions")
+    if args.curve is not None:
+        print(f"{'threshold':>9} {'refused':>8} {'kept@5':>7}")
+        for step in range(20, 90, 4):
+            cut = step / 100
+            refused = sum(_confidence(r, args.curve) < cut for r in bad) / len(bad)
+            kept = sum(_confidence(r, args.curve) >= cut for r in good) / len(good)
+            print(f"{cut:>9.2f} {refused:>8.3f} {kept:>7.3f}")
+        return
     print(f"{'coverage_w':>10} {'threshold':>9} {'refused':>8} {'kept@5':>7}")
     for weight in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7):
         off = sorted(_confidence(r, weight) for r in bad)

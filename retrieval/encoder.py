@@ -19,7 +19,7 @@ import numpy as np
 from retrieval.config import DEFAULT_MODEL, ModelConfig
 from retrieval.errors import ConfigError
 
-__all__ = ["Encoder", "SentenceTransformerEncoder", "load_encoder", "packaged_model_path"]
+__all__ = ["Encoder", "SentenceTransformerEncoder", "load_encoder", "packaged_model_path", "quiet_hub"]
 
 log = logging.getLogger(__name__)
 
@@ -81,18 +81,20 @@ def resolve_model(name: str) -> str:
     return os.path.expanduser(name) if name.startswith(("~", ".", "/")) else name
 
 
-def _quiet_hub() -> None:
+def quiet_hub() -> None:
     """Keep model loading offline and silent: no hub look-ups, no progress bars on stderr."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # onnxruntime otherwise tries to send usage events to its vendor on start.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 
 class SentenceTransformerEncoder(Encoder):
     """An encoder run by sentence-transformers on torch, on the CPU."""
 
     def __init__(self, name: str = DEFAULT_MODEL, batch_size: int = 16, threads: int = 0) -> None:
-        _quiet_hub()
+        quiet_hub()
         from sentence_transformers import SentenceTransformer
 
         self.set_threads(threads)
@@ -133,6 +135,8 @@ _LOADED_LOCK = threading.Lock()
 def load_encoder(config: ModelConfig, threads: int | None = None, cache_dir: Path | None = None) -> Encoder:
     """Return the encoder the configuration names, loaded once per process."""
     n = config.query_threads if threads is None else threads
+    if cache_dir is None and config.cache_dir:
+        cache_dir = Path(config.cache_dir).expanduser()
     key = (config.name, config.backend, config.quantize, config.batch_size, str(cache_dir))
     with _LOADED_LOCK:
         if key not in _LOADED:
@@ -143,6 +147,7 @@ def load_encoder(config: ModelConfig, threads: int | None = None, cache_dir: Pat
 
 
 def _build_encoder(config: ModelConfig, n: int, cache_dir: Path | None) -> Encoder:
+    quiet_hub()
     if config.backend == "torch":
         if config.quantize != "none":
             raise ConfigError('model.quantize is only supported with model.backend = "onnx"')

@@ -18,7 +18,15 @@ import numpy as np
 from retrieval.lexical import tokenize
 from retrieval.sentences import split_sentences
 
-__all__ = ["answer_type", "best_sentence", "best_window", "has_answer_type", "sentence_scores", "sentence_spans"]
+__all__ = [
+    "answer_match",
+    "answer_type",
+    "best_sentence",
+    "best_window",
+    "has_answer_type",
+    "sentence_scores",
+    "sentence_spans",
+]
 
 _WORD = re.compile(r"\w+")
 _NUMBER_Q = re.compile(
@@ -46,6 +54,62 @@ _DATE = re.compile(
 )
 # Two capitalised words in a row, not at the start of the sentence: a name.
 _NAME = re.compile(r"\b[A-Z][\w'’-]*(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w'’-]*)*")
+_HOW_MANY = re.compile(r"\bhow many\s+((?:[\w'’-]+\s*){1,5})", re.I)
+_AUXILIARY = frozenset(
+    [
+        "did",
+        "do",
+        "does",
+        "were",
+        "was",
+        "are",
+        "is",
+        "have",
+        "has",
+        "had",
+        "will",
+        "would",
+        "could",
+        "can",
+        "should",
+        "might",
+        "may",
+    ]
+)
+_CURRENCY = re.compile(
+    r"[$£€¥]|\b(euros?|dollars?|pounds?|yen|yuan|crowns?|kronor|kroner|francs?|rupees?|pesos?|rubles?|roubles?|cents?|pence)\b",
+    re.I,
+)
+_PERCENT = re.compile(r"%|\bper ?cent\b|\bpercentage points?\b", re.I)
+_LENGTHS = (
+    r"kilomet(?:re|er)s?|km|miles?|met(?:re|er)s?|feet|foot|inch(?:es)?|hectares?|acres?|tonnes?|tons?|"
+    r"kilo(?:gram)?s?|kg|grams?|litres?|liters?|square|cubic"
+)
+_DURATIONS = r"seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|centur(?:y|ies)"
+_NUMBER_KINDS = (
+    (
+        re.compile(
+            r"\b(cost|price|pay|paid|spend|spent|budget|worth|fund|subsid|salary|fine|fee|money|revenue|profit)", re.I
+        ),
+        _CURRENCY,
+    ),
+    (
+        re.compile(
+            r"\b(rate|per ?cent|percentage|proportion|share|effective|turnout|inflation|growth|unemployment)\b", re.I
+        ),
+        _PERCENT,
+    ),
+    (
+        re.compile(r"\bhow (far|big|large|wide|tall|high|deep|heavy)\b|\b(distance|area|size|weight)\b", re.I),
+        re.compile(rf"\b({_LENGTHS})\b", re.I),
+    ),
+    (re.compile(r"\bhow long\b", re.I), re.compile(rf"\b({_LENGTHS}|{_DURATIONS})\b", re.I)),
+    (re.compile(r"\bhow (hot|cold|warm)\b|\btemperature\b", re.I), re.compile(r"\d\s*(°|degrees?|C\b|F\b)", re.I)),
+    (re.compile(r"\bhow fast\b|\bspeed\b", re.I), re.compile(r"km/h|mph|\bper (hour|second)\b|knots", re.I)),
+)
+_CALENDAR = re.compile(
+    r"\b(\d{4}|january|february|march|april|may|june|july|august|september|october|november|december)\b", re.I
+)
 # Capitalised only because they start a sentence: not names.
 _FUNCTION_WORDS = frozenset(
     [
@@ -139,6 +203,52 @@ def _new(matches: list[str], question: str) -> bool:
     return any(m.strip().casefold() not in q for m in matches if m.strip())
 
 
+def _counted_noun(question: str) -> str | None:
+    """Return the stem of the noun a "how many" question counts ("how many jobs does" -> "job")."""
+    m = _HOW_MANY.search(question)
+    if not m:
+        return None
+    words = m.group(1).split()
+    # The noun is the word before the verb ("how many North Korean soldiers have died"), else
+    # the first word ("how many women took part").
+    verb = next((i for i, w in enumerate(words) if w.casefold() in _AUXILIARY), None)
+    noun = words[verb - 1] if verb else words[0]
+    stems = tokenize([noun])[0]
+    return stems[0] if stems else None
+
+
+def answer_match(sentence: str, kind: str | None, question: str = "") -> float:
+    """Return how well ``sentence`` holds what the question asks for and does not already say.
+
+    1.0 for the precise kind (an amount of money for "how much does it cost", a percentage for
+    "what rate", a measured quantity for "how far", "<number> jobs" for "how many jobs", a
+    calendar date for "when"), 0.5 for the broad kind (any new number or date), else 0.
+    """
+    if kind == "number":
+        numbers = [m.group(0) for m in _NUMBER_TOKEN.finditer(sentence)]
+        if not _new(numbers, question):
+            return 0.0
+        for question_pattern, sentence_pattern in _NUMBER_KINDS:
+            if question_pattern.search(question):
+                return 1.0 if sentence_pattern.search(sentence) else 0.5
+        noun = _counted_noun(question)
+        if noun is not None:
+            tokens = tokenize([sentence])[0]
+            words = _WORD.findall(sentence.casefold())
+            near = any(
+                _NUMBER_TOKEN.fullmatch(w) and noun in tokenize([" ".join(words[i + 1 : i + 4])])[0]
+                for i, w in enumerate(words)
+            )
+            return 1.0 if near else (0.5 if noun in tokens else 0.25)
+        return 0.5
+    if kind == "date":
+        dates = [m.group(0) for m in _DATE.finditer(sentence)]
+        if not _new(dates, question):
+            return 0.0
+        return 1.0 if _CALENDAR.search(sentence) else 0.5
+    return 1.0 if has_answer_type(sentence, kind, question) else 0.0
+
+
 def has_answer_type(sentence: str, kind: str | None, question: str = "") -> bool:
     """Return True when ``sentence`` holds something of the kind asked for that the question lacks."""
     if kind == "number":
@@ -146,9 +256,8 @@ def has_answer_type(sentence: str, kind: str | None, question: str = "") -> bool
     if kind == "date":
         return _new([m.group(0) for m in _DATE.finditer(sentence)], question)
     if kind in ("person", "entity"):
-        return _new(
-            [m.group(0) for m in _NAME.finditer(sentence) if m.group(0).casefold() not in _FUNCTION_WORDS], question
-        )
+        names = [m.group(0) for m in _NAME.finditer(sentence) if m.group(0).casefold() not in _FUNCTION_WORDS]
+        return _new(names, question)
     if kind == "place":
         return _new([m.group(0).split(None, 1)[1] for m in _PLACE.finditer(sentence)], question)
     return False
@@ -178,7 +287,7 @@ def sentence_scores(
     weights = idf or {}
     lexical = np.array([_overlap(q_terms, terms, weights) for terms in sent_terms], dtype=np.float32)
     kind = answer_type(question)
-    typed = np.array([has_answer_type(s, kind, question) for s in sentences], dtype=np.float32)
+    typed = np.array([answer_match(s, kind, question) for s in sentences], dtype=np.float32)
     # Very short fragments ("He said.") rarely carry an answer on their own.
     length = np.array([min(1.0, math.log1p(len(_WORD.findall(s))) / math.log1p(8)) for s in sentences])
     return np.asarray(

@@ -11,7 +11,22 @@ from pathlib import Path
 
 from retrieval.errors import StoreError
 
-__all__ = ["writer_lock"]
+__all__ = ["writer_active", "writer_lock"]
+
+
+def writer_active(folder: Path) -> bool:
+    """Return True while some process holds the data directory's writer lock."""
+    path = folder / ".writer.lock"
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from retrieval.config import Config
 from retrieval.encoder import Encoder, load_encoder
 from retrieval.errors import EmptyIndexError, ModelMismatchError, StoreError
 from retrieval.lexical import LexicalIndex, tokenize
-from retrieval.locking import writer_lock
+from retrieval.locking import writer_active, writer_lock
 from retrieval.models import Answer, Article, Hit
 from retrieval.query import Query, parse_question
 from retrieval.search import Retriever, Scored
@@ -153,7 +153,7 @@ class NewsIndex:
         """Return the encoder, loading it on first use."""
         with self._lock:
             if self._encoder is None:
-                self._encoder = load_encoder(self.config.model, cache_dir=self.folder / "models")
+                self._encoder = load_encoder(self.config.model)
             stored_dim = self.store.get_meta("dim")
             if stored_dim is not None and int(stored_dim) != self._encoder.dim:
                 raise ModelMismatchError(
@@ -177,22 +177,48 @@ class NewsIndex:
         dim = self.store.get_meta("dim")
         return int(dim) if dim is not None else self.encoder.dim
 
-    def _load_indexes(self, save: bool) -> tuple[FaissIndex, LexicalIndex]:
-        """Return the indexes, loading or rebuilding them if the store has moved on."""
+    def _load_indexes(self, save: bool, writing: bool = False) -> tuple[FaissIndex, LexicalIndex]:
+        """Return the indexes, loading them from the files or rebuilding them from the store.
+
+        Index files behind the store mean a writer is between batches (or died). While another
+        process writes, a reader that already has a consistent snapshot keeps it (or takes newer
+        files) rather than rebuilding on every question; a writer, or a reader when no writer is
+        left, rebuilds stale indexes from the store.
+        """
         with self._lock:
             gen = self.store.generation()
             vectors, lexical = self._vectors, self._lexical
             if vectors is not None and lexical is not None and vectors.generation == lexical.generation == gen:
                 return vectors, lexical
-            vectors = FaissIndex.load(self.folder / FAISS_NAME)
-            lexical = LexicalIndex.load(self.folder)
-            if vectors is None or vectors.generation != gen or lexical is None or lexical.generation != gen:
+            file_vectors = FaissIndex.load(self.folder / FAISS_NAME)
+            file_lexical = LexicalIndex.load(self.folder)
+            files_gen = (
+                file_vectors.generation
+                if file_vectors is not None
+                and file_lexical is not None
+                and file_vectors.generation == file_lexical.generation
+                else -1
+            )
+            if files_gen == gen:
+                assert file_vectors is not None and file_lexical is not None
+                vectors, lexical = file_vectors, file_lexical
+            elif not writing and vectors is not None and lexical is not None and writer_active(self.folder):
+                if file_vectors is not None and file_lexical is not None and files_gen > vectors.generation:
+                    vectors, lexical = file_vectors, file_lexical
+            else:
                 log.info("rebuilding the indexes of %s from the store", self.folder)
                 vectors, lexical = self._rebuild(gen)
                 if save:
                     self._save(vectors, lexical)
             self._vectors, self._lexical = vectors, lexical
             return vectors, lexical
+
+    def _snapshot(self) -> tuple[FaissIndex, LexicalIndex]:
+        """Return the indexes answers are read from: the last consistent snapshot, once loaded."""
+        with self._lock:
+            if self._vectors is not None and self._lexical is not None:
+                return self._vectors, self._lexical
+        return self._load_indexes(save=False)
 
     def _rebuild(self, gen: int) -> tuple[FaissIndex, LexicalIndex]:
         vectors = FaissIndex(self._dim(), generation=gen)
@@ -210,18 +236,22 @@ class NewsIndex:
         lexical.save(self.folder)
 
     def refresh(self) -> bool:
-        """Reload the indexes if another process changed the data directory; return True if so."""
+        """Move to the newest consistent indexes if another process changed the data directory.
+
+        Returns True when the indexes answers are read from changed.
+        """
         with self._lock:
-            if self._vectors is None or self._vectors.generation == self.store.generation():
+            before = self._vectors
+            if before is None or before.generation == self.store.generation():
                 return False
-        self._load_indexes(save=False)
-        return True
+        after, _ = self._load_indexes(save=False)
+        return after is not before
 
     def retriever(self) -> Retriever:
         """Return a retriever over the current indexes."""
         if self.store.get_meta("encoder") is None:
             raise EmptyIndexError(f"No articles in {self.folder} yet — run `newsqa ingest PATH` first")
-        vectors, lexical = self._load_indexes(save=False)
+        vectors, lexical = self._snapshot()
         return Retriever(self.store, vectors, lexical, self.config.search)
 
     # -- asking --------------------------------------------------------------------------------
@@ -298,8 +328,10 @@ class NewsIndex:
                 self.store.set_meta("encoder", encoder.identity, con)
                 self.store.set_meta("dim", str(encoder.dim), con)
         encoder.set_threads(self.config.model.ingest_threads)
-        vectors, _ = self._load_indexes(save=False)
-        return vectors
+        vectors, _ = self._load_indexes(save=False, writing=True)
+        # Readers in other threads keep searching the current index; the writer changes a copy
+        # that replaces it when the write is done (FAISS allows no search during an add).
+        return vectors.copy()
 
     def _ingest_batch(
         self,
@@ -383,7 +415,8 @@ class NewsIndex:
         """Delete an article and its passages from the store and the indexes."""
         article = self.store.find_article(id_or_url)
         with writer_lock(self.folder):
-            vectors, _ = self._load_indexes(save=False)
+            current, _ = self._load_indexes(save=False, writing=True)
+            vectors = current.copy()
             with self.store.transaction() as con:
                 gone, _ = self.store.remove_article(con, article.id)
             vectors.remove(np.array(gone, dtype=np.int64))

@@ -25,7 +25,7 @@ import numpy as np
 
 from retrieval.atomic import write_atomic
 from retrieval.config import ModelConfig
-from retrieval.encoder import Encoder, resolve_model
+from retrieval.encoder import Encoder, quiet_hub, resolve_model
 from retrieval.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -228,6 +228,7 @@ def _export_lock(folder: Path) -> Iterator[None]:
 
 def _export_fp32(spec: _ModelSpec, target: Path) -> None:
     """Export the Transformer module to ONNX with dynamic batch and sequence axes."""
+    quiet_hub()
     try:
         import torch
         from transformers import AutoModel

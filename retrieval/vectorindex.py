@@ -67,6 +67,12 @@ class FaissIndex(VectorIndex):
         keep = ids[0] >= 0
         return ids[0][keep], scores[0][keep]
 
+    def copy(self) -> FaissIndex:
+        """Return an independent copy, for a writer to change while readers search this one."""
+        import faiss
+
+        return FaissIndex(self.dim, faiss.clone_index(self._index), self.generation)
+
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
         """Return the stored vectors of these ids."""
         return np.vstack([self._index.reconstruct(int(i)) for i in ids])

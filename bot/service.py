@@ -1,0 +1,393 @@
+"""``newsqa serve``: the Telegram bot and the feed scheduler in one process, until SIGTERM/SIGINT.
+
+The bot answers from a reader index; feeds are polled on their schedules in a worker thread
+that writes through a separate writer index and then refreshes the reader, so answers never
+see a half-updated index. Another process's writes (``newsqa ingest``) are picked up every
+``serve.refresh_every``.
+
+Health, both ways: under systemd (``Type=notify``) the service sends READY=1 once it is
+receiving updates, WATCHDOG=1 while the event loop runs and the updater and the scheduler are
+alive, and STOPPING=1 on the way out; with ``serve.health_port`` it also answers
+``GET /healthz`` (200 or 503 with a JSON body), which container supervisors can poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import secrets
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from retrieval.config import Config, FeedConfig
+from retrieval.errors import ConfigError, NewsqaError
+from retrieval.schedule import FeedSchedule, FeedStatus, parse_every
+
+if TYPE_CHECKING:
+    from tornado.httpserver import HTTPServer
+
+    from bot.telegram.app import BotApp
+    from retrieval.newsindex import IngestReport, NewsIndex
+    from retrieval.web import Fetcher
+
+__all__ = ["JsonFormatter", "Service", "run_service", "sd_notify", "setup_service_logging"]
+
+log = logging.getLogger(__name__)
+
+STOP_WAIT = 60.0  # seconds a feed ingest in progress may take to finish its batch on stop
+_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the traceback if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False)
+
+
+def setup_service_logging(level: str, *, json_lines: bool | None = None) -> None:
+    """Log to stderr at ``level``: JSON lines unless stderr is a terminal."""
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ConfigError(f"log.level must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    handler = logging.StreamHandler(sys.stderr)
+    if json_lines if json_lines is not None else not sys.stderr.isatty():
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    # httpx at INFO writes request URLs, and the Bot API's carry the token.
+    for noisy in ("httpx", "httpcore", "sentence_transformers", "transformers", "faiss", "bm25s"):
+        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
+    for chatty in ("apscheduler", "tornado.access"):
+        logging.getLogger(chatty).setLevel(max(numeric, logging.WARNING))
+
+
+def sd_notify(message: str) -> bool:
+    """Send a state line to systemd's notify socket; return False when not run by systemd."""
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]  # an abstract socket
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            # Never block the event loop: a receiver that stopped reading must not stall the bot.
+            sock.setblocking(False)
+            sock.connect(address)
+            sock.send(message.encode("utf-8"))
+    except OSError as exc:
+        log.warning("cannot notify systemd: %s", exc)
+        return False
+    return True
+
+
+def watchdog_interval() -> float | None:
+    """Return how often to send WATCHDOG=1 (half systemd's WatchdogSec), None if not asked."""
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    pid = os.environ.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) <= 0 or (pid and pid != str(os.getpid())):
+        return None
+    return int(usec) / 2e6
+
+
+def webhook_secret(config: Config) -> str:
+    """Return the webhook secret: $NEWSQA_SERVE_SECRET_TOKEN, the secret file, else a random one."""
+    value = os.environ.get("NEWSQA_SERVE_SECRET_TOKEN", "").strip()
+    path = config.serve.secret_token_file
+    if not value and path:
+        try:
+            value = Path(path).expanduser().read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read serve.secret_token_file {path}: {exc.strerror}") from None
+    if not value:
+        return secrets.token_urlsafe(32)
+    if not _SECRET.fullmatch(value):
+        raise ConfigError("the webhook secret token may hold only A-Z, a-z, 0-9, _ and -, 1-256 characters")
+    return value
+
+
+class Service:
+    """The bot, the feed scheduler, the index refresher and the health checks of one process."""
+
+    def __init__(self, config: Config, *, mode: str | None = None) -> None:
+        self.config = config
+        self.mode = mode or config.serve.mode
+        if self.mode not in ("polling", "webhook"):
+            raise ConfigError(f'serve.mode must be "polling" or "webhook", got {self.mode!r}')
+        if self.mode == "webhook" and not config.serve.webhook_url:
+            raise ConfigError("webhook mode needs serve.webhook_url (the public https URL)")
+        self.refresh_every = parse_every(config.serve.refresh_every, "serve.refresh_every")
+        self.schedule = FeedSchedule.of(config.feeds, time.monotonic())
+        self.started = time.time()
+        self._stop_thread = threading.Event()
+        self._stopping: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._feed_task: asyncio.Task[None] | None = None
+        self._health: HTTPServer | None = None
+        self._app: BotApp | None = None
+        self._index: NewsIndex | None = None
+        self._fetcher: Fetcher | None = None
+
+    # -- running ---------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Open (or create) the index, load the model, and serve until a stop signal."""
+        from bot.telegram.app import ALLOWED_UPDATES, build_application
+        from retrieval.newsindex import NewsIndex
+        from retrieval.web import Fetcher
+
+        # Until the event loop installs its own handlers, SIGTERM is a clean exit too.
+        signal.signal(signal.SIGTERM, _exit_cleanly)
+        index = NewsIndex.open(self.config, create=True)
+        self._index = index
+        try:
+            index.encoder  # noqa: B018 - load the model now, not at the first question
+            app = build_application(self.config, index)
+            self._app = app
+            self._fetcher = Fetcher(self.config.web)
+            chained = app.post_init
+
+            async def post_init(application: Any) -> None:
+                if chained is not None:
+                    await chained(application)
+                await self._start()
+
+            app.post_init = post_init
+            app.post_stop = self._post_stop
+            articles = index.stats().articles
+            log.info(
+                "serving (%s) from %s: %d articles, %d feeds",
+                self.mode,
+                self.config.data_path,
+                articles,
+                len(self.config.feeds),
+            )
+            if self.mode == "webhook":
+                serve = self.config.serve
+                app.run_webhook(
+                    listen=serve.listen,
+                    port=serve.port,
+                    url_path=urlsplit(serve.webhook_url).path.lstrip("/"),
+                    webhook_url=serve.webhook_url,
+                    secret_token=webhook_secret(self.config),
+                    allowed_updates=ALLOWED_UPDATES,
+                )
+            else:
+                app.run_polling(allowed_updates=ALLOWED_UPDATES)
+        finally:
+            if self._fetcher is not None:
+                self._fetcher.close()
+            index.close()
+        log.info("stopped")
+
+    async def _start(self) -> None:
+        """Start the scheduler, the refresher, the health server and the watchdog (post_init)."""
+        self._stopping = asyncio.Event()
+        if self.config.feeds:
+            self._feed_task = asyncio.create_task(self._poll_feeds(), name="feeds")
+        self._spawn(self._refresh_loop(), "refresh")
+        self._spawn(self._announce_ready(), "ready")
+        if self.config.serve.health_port:
+            self._health = _start_health_server(self)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(coroutine, name=name))
+
+    async def _post_stop(self, _app: Any) -> None:
+        """Stop the feeds (letting an ingest finish its batch), then the helpers (post_stop)."""
+        sd_notify("STOPPING=1")
+        self._stop_thread.set()
+        if self._stopping is not None:
+            self._stopping.set()
+        if self._feed_task is not None:
+            try:
+                await asyncio.wait_for(self._feed_task, STOP_WAIT)
+            except TimeoutError:
+                log.warning("a feed ingest did not finish within %.0f s of the stop signal", STOP_WAIT)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._health is not None:
+            self._health.stop()
+
+    # -- the parts -------------------------------------------------------------------------------
+    async def _poll_feeds(self) -> None:
+        assert self._stopping is not None
+        while not self._stopping.is_set():
+            for status in self.schedule.due(time.monotonic()):
+                if self._stopping.is_set():
+                    break
+                await self._poll_one(status)
+            due = self.schedule.next_due()
+            wait = 3600.0 if due is None else max(0.05, due - time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), wait)
+
+    async def _poll_one(self, status: FeedStatus) -> None:
+        url = status.feed.url
+        try:
+            report = await asyncio.to_thread(self._ingest_feed, status.feed)
+        except NewsqaError as exc:
+            self.schedule.failed(status, time.monotonic(), str(exc))
+            log.warning("feed %s failed (%d in a row): %s", url, status.failures, exc)
+            return
+        except Exception as exc:
+            self.schedule.failed(status, time.monotonic(), f"{type(exc).__name__}: {exc}")
+            log.exception("feed %s failed unexpectedly", url)
+            return
+        self.schedule.succeeded(status, time.monotonic(), time.time())
+        for problem in report.problems:
+            log.warning("feed %s: %s", url, problem)
+        changed = report.added + report.updated
+        log.log(logging.INFO if changed else logging.DEBUG, "feed %s: %s", url, report.summary())
+
+    def _ingest_feed(self, feed: FeedConfig) -> IngestReport:
+        """Poll one feed through a writer index, then let the bot's index see the result."""
+        from retrieval.feeds import poll_feed
+        from retrieval.newsindex import NewsIndex
+
+        assert self._index is not None and self._fetcher is not None
+        writer = NewsIndex.open(self.config, encoder=self._index.encoder, create=True)
+        try:
+            report = poll_feed(writer, feed, self._fetcher, stop=self._stop_thread)
+        finally:
+            writer.close()
+        if report.added or report.updated:
+            self._index.refresh()
+        return report
+
+    async def _refresh_loop(self) -> None:
+        assert self._stopping is not None and self._index is not None
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.refresh_every)
+            if self._stopping.is_set():
+                return
+            try:
+                if await asyncio.to_thread(self._index.refresh):
+                    log.info("the index changed on disk; reloaded")
+            except NewsqaError as exc:
+                log.warning("cannot reload the index: %s", exc)
+
+    async def _announce_ready(self) -> None:
+        app = self._app
+        assert app is not None
+        while not (app.running and (app.updater is None or app.updater.running)):
+            await asyncio.sleep(0.05)
+        sd_notify(f"READY=1\nSTATUS=serving ({self.mode}), {len(self.config.feeds)} feeds")
+        log.info("ready")
+        interval = watchdog_interval()
+        if interval is not None:
+            self._spawn(self._watchdog(interval), "watchdog")
+
+    async def _watchdog(self, interval: float) -> None:
+        while True:
+            ok, problem = self.healthy()
+            if ok:
+                sd_notify("WATCHDOG=1")
+            else:
+                # No ping: systemd restarts the service when WatchdogSec runs out.
+                log.error("unhealthy, not pinging the watchdog: %s", problem)
+            await asyncio.sleep(interval)
+
+    # -- health ----------------------------------------------------------------------------------
+    def healthy(self) -> tuple[bool, str | None]:
+        """Return whether the bot and the scheduler are alive, and what is wrong if not."""
+        app = self._app
+        if app is None or not app.running:
+            return False, "the bot is not running"
+        if app.updater is not None and not app.updater.running:
+            return False, "the bot is not receiving updates"
+        task = self._feed_task
+        if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
+            return False, f"the feed scheduler stopped: {task.exception()!r}"
+        return True, None
+
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        """Return the health verdict and a JSON-ready report for /healthz."""
+        ok, problem = self.healthy()
+        assert self._index is not None
+        stats = await asyncio.to_thread(self._index.stats)
+        feeds = [
+            {
+                "url": s.feed.url,
+                "polls": s.polls,
+                "failures": s.failures,
+                "last_ok": _iso(s.last_ok),
+                "last_error": s.last_error,
+            }
+            for s in self.schedule.feeds
+        ]
+        body: dict[str, Any] = {
+            "status": "ok" if ok else "failing",
+            "problem": problem,
+            "mode": self.mode,
+            "uptime_s": round(time.time() - self.started, 1),
+            "articles": stats.articles,
+            "passages": stats.passages,
+            "updated_at": stats.updated_at.isoformat() if stats.updated_at else None,
+            "feeds": feeds,
+        }
+        return ok, body
+
+
+def _iso(wall: float | None) -> str | None:
+    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="seconds") if wall else None
+
+
+def _start_health_server(service: Service) -> HTTPServer:
+    """Serve GET /healthz on serve.health_listen:health_port, on the bot's event loop."""
+    import tornado.web
+
+    class HealthHandler(tornado.web.RequestHandler):
+        async def get(self) -> None:
+            ok, body = await service.health()
+            self.set_status(200 if ok else 503)
+            self.set_header("Content-Type", "application/json")
+            self.set_header("Cache-Control", "no-store")
+            self.finish(json.dumps(body))
+
+    web = tornado.web.Application([(r"/healthz", HealthHandler)])
+    serve = service.config.serve
+    server = web.listen(serve.health_port, address=serve.health_listen, xheaders=False)
+    log.info("health checks on http://%s:%d/healthz", serve.health_listen, serve.health_port)
+    return server
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def run_service(config: Config, *, mode: str | None = None, verbose: int = 0) -> None:
+    """Configure logging and run the service until SIGTERM or SIGINT."""
+    # onnxruntime (which sentence-transformers imports) otherwise sends usage telemetry to
+    # Microsoft; a news bot has no business phoning home. Set before the model is loaded.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    level = ["", "INFO", "DEBUG"][min(verbose, 2)] or config.log.level
+    setup_service_logging(level)
+    Service(config, mode=mode).run()

@@ -1,0 +1,89 @@
+"""When each feed is polled next: intervals like "15m", retries with back-off for broken ones."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from retrieval.config import FeedConfig
+from retrieval.errors import ConfigError
+
+__all__ = ["FeedSchedule", "FeedStatus", "parse_every"]
+
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_EVERY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", re.I)
+MIN_INTERVAL = 1.0
+# A broken feed is retried after 30 s, 60 s, 120 s, ... but never later than its own interval.
+RETRY_FIRST = 30.0
+
+
+def parse_every(value: str | float, name: str = "every") -> float:
+    """Return an interval in seconds from 900, "900", "30s", "15m", "1h" or "1d"."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        found = _EVERY.fullmatch(str(value))
+        if found is None:
+            raise ConfigError(f'{name} must be seconds or a number with s, m, h or d (e.g. "15m"), got {value!r}')
+        seconds = float(found.group(1)) * _UNITS[found.group(2).lower()]
+    if seconds < MIN_INTERVAL:
+        raise ConfigError(f"{name} must be at least {MIN_INTERVAL:g} second, got {value!r}")
+    return seconds
+
+
+@dataclass
+class FeedStatus:
+    """One feed's place in the schedule and how its last polls went."""
+
+    feed: FeedConfig
+    interval: float
+    next_due: float
+    failures: int = 0
+    last_ok: float | None = None  # wall-clock time of the last good poll
+    last_error: str | None = None
+    polls: int = 0
+
+
+@dataclass
+class FeedSchedule:
+    """The feeds and when each is due; times are ``time.monotonic()`` seconds."""
+
+    feeds: list[FeedStatus] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, feeds: tuple[FeedConfig, ...], now: float) -> FeedSchedule:
+        """Return a schedule where every feed is due now, in config order."""
+        seen: set[str] = set()
+        statuses: list[FeedStatus] = []
+        for number, feed in enumerate(feeds, start=1):
+            if not feed.url.strip():
+                raise ConfigError(f"feed {number} has no url")
+            if feed.url in seen:
+                raise ConfigError(f"feed {feed.url} is listed twice")
+            seen.add(feed.url)
+            statuses.append(FeedStatus(feed, parse_every(feed.every, f"feeds[{number}].every"), now))
+        return cls(statuses)
+
+    def due(self, now: float) -> list[FeedStatus]:
+        """Return the feeds due at ``now``, the most overdue first."""
+        return sorted((s for s in self.feeds if s.next_due <= now), key=lambda s: s.next_due)
+
+    def next_due(self) -> float | None:
+        """Return when the next feed is due, None without feeds."""
+        return min((s.next_due for s in self.feeds), default=None)
+
+    def succeeded(self, status: FeedStatus, now: float, wall: float) -> None:
+        """Record a good poll: the feed is due again one interval later."""
+        status.failures = 0
+        status.polls += 1
+        status.last_ok = wall
+        status.last_error = None
+        status.next_due = now + status.interval
+
+    def failed(self, status: FeedStatus, now: float, error: str) -> None:
+        """Record a failed poll: retry sooner than the interval, backing off on each failure."""
+        status.failures += 1
+        status.polls += 1
+        status.last_error = error
+        delay = RETRY_FIRST * 2 ** min(status.failures - 1, 10)
+        status.next_due = now + min(delay, status.interval)
