@@ -164,19 +164,28 @@ def build_answer(
     ranked = rank(query, hits, encoder, query_vector, config, idf)
     lead = ranked[0].scored.hit.dense or 0.0 if ranked else 0.0
     # Later quotes must be about the question too, not merely the next-best passage.
-    shown = [r for i, r in enumerate(ranked) if i == 0 or (r.scored.hit.dense or 0.0) >= min(config.min_score, lead)]
-    shown = shown[offset : offset + k]
-    if not shown:
-        return Answer(question, (), False, NO_MORE)
-    _score_sentences(shown, query, encoder, query_vector, idf)
-    quotes = []
-    for r in shown:
+    candidates = [
+        r for i, r in enumerate(ranked) if i == 0 or (r.scored.hit.dense or 0.0) >= min(config.min_score, lead)
+    ]
+    wanted = offset + k
+    _score_sentences(candidates[: wanted + 2], query, encoder, query_vector, idf)
+    quotes: list[Quote] = []
+    marks: list[tuple[str, int, int]] = []  # article id and absolute offsets of each marked span
+    for r in candidates:
+        if len(quotes) >= wanted:
+            break
+        _score_sentences([r], query, encoder, query_vector, idf)
         assert r.scores is not None
         p = r.scored.hit.passage
         first, last = best_window(r.scores, config.pair_margin)
         a, b = r.spans[first][0], r.spans[last][1]
+        article_id = r.scored.article.id
+        # Neighbouring passages share a sentence; the same sentence is never marked twice.
+        if any(aid == article_id and p.start + a < end and start < p.start + b for aid, start, end in marks):
+            continue
+        marks.append((article_id, p.start + a, p.start + b))
         also = list(r.group.also)
-        for extra in (copies or {}).get(r.scored.article.id, []):
+        for extra in (copies or {}).get(article_id, []):
             if all(x.id != extra.id for x in also):
                 also.append(extra)
         quotes.append(
@@ -192,4 +201,7 @@ def build_answer(
                 also_in=tuple(also),
             )
         )
+    quotes = quotes[offset:]
+    if not quotes:
+        return Answer(question, (), False, NO_MORE)
     return Answer(question, tuple(quotes), True, None)

@@ -42,6 +42,7 @@ class IngestReport:
     updated: int = 0
     skipped: int = 0
     duplicates: int = 0
+    repeated: int = 0
     passages: int = 0
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
@@ -50,10 +51,12 @@ class IngestReport:
         """Return the one-line summary printed after an ingest."""
         rate = self.passages / self.seconds if self.seconds > 0 else 0.0
         text = (
-            f"{self.added} added, {self.updated} updated, {self.skipped} unchanged, "
+            f"{self.added} added, {self.updated} updated, {self.skipped - self.repeated} unchanged, "
             f"{self.duplicates} copies of stored articles; {self.passages} passages "
             f"in {self.seconds:.1f} s ({rate:.0f} passages/s)"
         )
+        if self.repeated:
+            text += f"; {self.repeated} repeated an article already in this input (first kept)"
         if self.problems:
             text += f"; {len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
         return text
@@ -308,9 +311,12 @@ class NewsIndex:
         with writer_lock(self.folder):
             start_gen = self.store.generation()
             vectors: FaissIndex | None = None
+            # An id repeated within one input (two texts under one URL) keeps its first text, so
+            # that ingesting the same input again changes nothing.
+            seen_ids: set[str] = set()
             try:
                 for batch in _batches(articles, batch_articles):
-                    vectors = self._ingest_batch(batch, vectors, report, progress)
+                    vectors = self._ingest_batch(batch, vectors, report, progress, seen_ids)
             finally:
                 if self._encoder is not None:
                     self._encoder.set_threads(self.config.model.query_threads)
@@ -339,16 +345,19 @@ class NewsIndex:
         vectors: FaissIndex | None,
         report: IngestReport,
         progress: Callable[[int], None] | None,
+        seen_ids: set[str],
     ) -> FaissIndex | None:
         plan: list[tuple[Article, str, str | None, bool]] = []  # article, digest, duplicate_of, replaces
         seen: dict[str, str] = {}
         for article in batch:
+            if article.id in seen_ids:
+                report.skipped += 1
+                report.repeated += 1
+                continue
+            seen_ids.add(article.id)
             digest = content_hash(article.text)
             state = self.store.article_state(article.id)
             if state is not None and state[0] == digest:
-                report.skipped += 1
-                continue
-            if article.id in {a.id for a, *_ in plan}:
                 report.skipped += 1
                 continue
             plan.append((article, digest, seen.get(digest), state is not None))

@@ -176,3 +176,18 @@ def test_a_reader_keeps_its_snapshot_while_another_writer_is_between_batches(
     # The writer is gone and never wrote its files: the reader rebuilds once and moves on.
     assert reader.refresh() is True
     assert len(rebuilds) == 1
+
+
+def test_two_texts_under_one_url_in_one_input_keep_the_first_and_a_rerun_changes_nothing(
+    make_index: Callable[..., NewsIndex],
+) -> None:
+    index = make_index()
+    first = make_article(STORY, url="https://example.org/ferry")
+    second = make_article(STORY.replace("48 million", "49 million"), url="https://example.org/ferry")
+    report = index.ingest([first, second])
+    assert (report.added, report.repeated) == (1, 1)
+    gen = index.store.generation()
+    again = index.ingest([first, second])
+    assert (again.added, again.updated, again.skipped) == (0, 0, 2)
+    assert index.store.generation() == gen
+    assert "48 million" in index.get("https://example.org/ferry").text
