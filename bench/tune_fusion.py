@@ -44,5 +44,6 @@ def main() -> None:
         figures = f"{r.recall[1]:>6.3f} {r.recall[5]:>6.3f} {r.recall[10]:>6.3f} {r.mrr10:>7.3f}"
         print(f"{fusion:<10} {weight:>4} {sentence:>5} {figures}", flush=True)
 
+
 if __name__ == "__main__":
     main()

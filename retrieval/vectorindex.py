@@ -61,9 +61,7 @@ class FaissIndex(VectorIndex):
         n = len(self)
         if n == 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        scores, ids = self._index.search(
-            np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32), min(k, n)
-        )
+        scores, ids = self._index.search(np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32), min(k, n))
         keep = ids[0] >= 0
         return ids[0][keep], scores[0][keep]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import string
 from collections.abc import Callable
 
@@ -80,6 +81,6 @@ def test_every_quote_is_a_verbatim_substring_of_its_article(
             assert quote.marked == quote.text[a:b] and quote.marked.strip() == quote.marked
         # No sentence is marked twice in one answer (neighbouring passages share one).
         marks = sorted((q.article.id, q.start + q.highlight[0], q.start + q.highlight[1]) for q in answer.quotes)
-        for (a1, _, e1), (a2, s2, _) in zip(marks, marks[1:], strict=False):
+        for (a1, _, e1), (a2, s2, _) in itertools.pairwise(marks):
             assert a1 != a2 or e1 <= s2
     index.close()

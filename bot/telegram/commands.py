@@ -39,14 +39,9 @@ def render_sources_page(state: BotState, offset: int) -> tuple[str, InlineKeyboa
     for number, info in enumerate(shown, start=offset + 1):
         a = info.article
         title = Html.text(_clip(a.title or a.url, 150)).link(a.url)
-        meta = " · ".join(
-            x for x in (a.source, _date(a.published), f"{info.passages} passages") if x
-        )
+        meta = " · ".join(x for x in (a.source, _date(a.published), f"{info.passages} passages") if x)
         lines.append(
-            Html.text(f"\n{number}. ")
-            + title
-            + Html.text(f"\n{_clip(meta, 200)} · ")
-            + Html.text(a.id).wrap("code")
+            Html.text(f"\n{number}. ") + title + Html.text(f"\n{_clip(meta, 200)} · ") + Html.text(a.id).wrap("code")
         )
     text = pack([Html.join(lines, "\n")])[0]
     return text, sources_keyboard(offset, page, has_older=len(found) > page)
@@ -153,9 +148,7 @@ async def add(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     ingest_url = _web_ingest()
     if ingest_url is None:
-        await reply(
-            update, context, "Adding pages is not available yet in this version of the bot."
-        )
+        await reply(update, context, "Adding pages is not available yet in this version of the bot.")
         return
     state = get_state(context)
     report = await asyncio.to_thread(ingest_url, state.index, url, state.config)
