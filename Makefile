@@ -27,6 +27,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check retrieval bot tests bench
+	$(VENV)/bin/ruff format --check retrieval bot tests bench
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)

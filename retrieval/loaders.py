@@ -218,12 +218,13 @@ def _front_matter(raw: str, path: Path) -> tuple[dict[str, str], str]:
 
 
 def _load_jsonl(path: Path, ov: Overrides) -> tuple[list[Article], list[LoadProblem]]:
-    _read_text_check = path.stat().st_size if path.exists() else None
-    if _read_text_check is None:
-        raise LoaderError(f"{path}: no such file")
-    if _read_text_check == 0:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise LoaderError(f"{path}: cannot read ({exc.strerror})") from None
+    if size == 0:
         raise LoaderError(f"{path}: the file is empty")
-    if _read_text_check > MAX_JSONL_BYTES:
+    if size > MAX_JSONL_BYTES:
         raise LoaderError(f"{path}: larger than {MAX_JSONL_BYTES / 1e9:.0f} GB")
     articles: list[Article] = []
     problems: list[LoadProblem] = []
