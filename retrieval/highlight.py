@@ -21,7 +21,6 @@ from retrieval.sentences import split_sentences
 __all__ = [
     "answer_match",
     "answer_type",
-    "best_sentence",
     "best_window",
     "has_answer_type",
     "sentence_scores",
@@ -293,19 +292,6 @@ def sentence_scores(
     return np.asarray(
         (dense + lexical_weight * lexical + type_weight * typed) * (0.85 + 0.15 * length), dtype=np.float32
     )
-
-
-def best_sentence(
-    question: str,
-    sentences: Sequence[str],
-    sentence_vectors: np.ndarray,
-    question_vector: np.ndarray,
-    idf: dict[str, float] | None = None,
-) -> int:
-    """Return the index of the sentence that best answers ``question``."""
-    if len(sentences) == 1:
-        return 0
-    return int(np.argmax(sentence_scores(question, sentences, sentence_vectors, question_vector, idf)))
 
 
 def best_window(scores: np.ndarray, pair_margin: float) -> tuple[int, int]:

@@ -223,16 +223,20 @@ class NewsIndex:
                 return self._vectors, self._lexical
         return self._load_indexes(save=False)
 
-    def _rebuild(self, gen: int) -> tuple[FaissIndex, LexicalIndex]:
-        vectors = FaissIndex(self._dim(), generation=gen)
+    def _rebuild(self, gen: int, vectors: FaissIndex | None = None) -> tuple[FaissIndex, LexicalIndex]:
+        """Build both indexes from the store (BM25 only, when an up-to-date ``vectors`` is given)."""
+        fresh = FaissIndex(self._dim(), generation=gen) if vectors is None else None
         all_ids: list[np.ndarray] = []
         all_texts: list[str] = []
         for ids, texts, vecs in self.store.iter_passages():
-            vectors.add(ids, vecs)
+            if fresh is not None:
+                fresh.add(ids, vecs)
             all_ids.append(ids)
             all_texts.extend(texts)
         ids = np.concatenate(all_ids) if all_ids else np.empty(0, dtype=np.int64)
-        return vectors, LexicalIndex.build(ids, all_texts, gen)
+        built = fresh if fresh is not None else vectors
+        assert built is not None
+        return built, LexicalIndex.build(ids, all_texts, gen)
 
     def _save(self, vectors: FaissIndex, lexical: LexicalIndex) -> None:
         vectors.save(self.folder / FAISS_NAME)
@@ -407,15 +411,10 @@ class NewsIndex:
     def _finish_write(self, vectors: FaissIndex) -> None:
         gen = self.store.generation()
         vectors.generation = gen
-        if len(vectors) != self.store.counts()[1]:
-            vectors, lexical = self._rebuild(gen)
-        else:
-            ids: list[np.ndarray] = []
-            texts: list[str] = []
-            for chunk_ids, chunk_texts, _ in self.store.iter_passages():
-                ids.append(chunk_ids)
-                texts.extend(chunk_texts)
-            lexical = LexicalIndex.build(np.concatenate(ids) if ids else np.empty(0, np.int64), texts, gen)
+        # The vectors were kept up to date batch by batch; if their count disagrees with the store
+        # (a failed batch), rebuild them too. BM25 is always rebuilt whole.
+        current = vectors if len(vectors) == self.store.counts()[1] else None
+        vectors, lexical = self._rebuild(gen, current)
         self._save(vectors, lexical)
         with self._lock:
             self._vectors, self._lexical = vectors, lexical
