@@ -153,11 +153,8 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Answer a group message that mentions the bot or replies to it."""
-    message = update.effective_message
-    if message is None or message.text is None:
-        return
-    await answer_question(update, context, strip_mentions(message.text, message.entities, context.bot.username))
+    """Answer a group message that mentions the bot or replies to it (its filter does the choosing)."""
+    await question(update, context)
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
