@@ -16,13 +16,13 @@ import numpy as np
 from retrieval.config import SearchConfig
 from retrieval.encoder import Encoder
 from retrieval.highlight import best_window, sentence_scores, sentence_spans
-from retrieval.lexical import tokenize
+from retrieval.lexical import term_coverage, tokenize
 from retrieval.models import Answer, Article, Quote
 from retrieval.query import Query
 from retrieval.search import Scored
 from retrieval.urls import text_fragment_link
 
-__all__ = ["NOT_FOUND", "Ranked", "build_answer", "collapse_duplicates", "confidence", "coverage", "rank"]
+__all__ = ["NOT_FOUND", "Ranked", "build_answer", "collapse_duplicates", "confidence", "coverage", "rank_groups"]
 
 NOT_FOUND = "not found in the indexed articles"
 NO_MORE = "no more quotes for this question"
@@ -39,7 +39,7 @@ class Ranked:
     """A collapsed group of hits with its sentences scored (once they are needed)."""
 
     group: _Group
-    spans: list[tuple[int, int]]
+    spans: list[tuple[int, int]] = field(default_factory=list)  # filled with the scores
     scores: np.ndarray | None = None
     score: float = 0.0
 
@@ -74,13 +74,7 @@ def collapse_duplicates(hits: Sequence[Scored], threshold: float) -> list[_Group
 
 def coverage(query_terms: Sequence[str], passage: str, idf: dict[str, float] | None) -> float:
     """Return the IDF-weighted share of the question's terms that occur in the passage."""
-    terms = set(query_terms)
-    if not terms:
-        return 0.0
-    present = terms.intersection(tokenize([passage])[0])
-    weights = idf or {}
-    total = sum(weights.get(t, 1.0) for t in terms)
-    return sum(weights.get(t, 1.0) for t in present) / total if total else 0.0
+    return term_coverage(query_terms, tokenize([passage])[0], idf) if query_terms else 0.0
 
 
 def confidence(
@@ -113,6 +107,8 @@ def _score_sentences(
     todo = [r for r in items if r.scores is None]
     if not todo:
         return
+    for r in todo:
+        r.spans = sentence_spans(r.scored.hit.passage.text)
     texts = [r.scored.hit.passage.text[a:b] for r in todo for a, b in r.spans]
     vectors = encoder.embed(texts)
     pos = 0
@@ -123,7 +119,7 @@ def _score_sentences(
         pos += n
 
 
-def rank(
+def rank_groups(
     query: Query,
     hits: Sequence[Scored],
     encoder: Encoder,
@@ -132,9 +128,7 @@ def rank(
     idf: dict[str, float] | None = None,
 ) -> list[Ranked]:
     """Collapse duplicates and rerank the first ``rerank_depth`` groups by their best sentence."""
-    groups = [
-        Ranked(g, sentence_spans(g.lead.hit.passage.text)) for g in collapse_duplicates(hits, config.dedupe_threshold)
-    ]
+    groups = [Ranked(g) for g in collapse_duplicates(hits, config.dedupe_threshold)]
     depth = min(config.rerank_depth, len(groups))
     head = groups[:depth]
     if head and config.sentence_weight > 0:
@@ -161,7 +155,7 @@ def build_answer(
     """Build the answer to ``question`` from its hits: quotes best first, or "not found"."""
     if not hits or confidence(hits, k, query, idf, config.coverage_weight) < config.min_score:
         return Answer(question, (), False, NOT_FOUND)
-    ranked = rank(query, hits, encoder, query_vector, config, idf)
+    ranked = rank_groups(query, hits, encoder, query_vector, config, idf)
     lead = ranked[0].scored.hit.dense or 0.0 if ranked else 0.0
     # Later quotes must be about the question too, not merely the next-best passage.
     candidates = [

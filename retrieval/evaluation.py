@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from retrieval.answering import confidence, coverage
+from retrieval.answering import coverage
 from retrieval.errors import LoaderError, QuestionError
 from retrieval.lexical import tokenize
 from retrieval.newsindex import NewsIndex
@@ -129,18 +129,16 @@ def evaluate(
         search_ms = (time.perf_counter() - started) * 1000
         rank = next((i for i, s in enumerate(hits, start=1) if any(g in _norm(s.hit.passage.text) for g in gold)), None)
         ranks.append(rank)
-        idf = index.retriever().lexical.idf(tokenize([query.text])[0])
+        terms = tokenize([query.text])[0]
+        idf = index.retriever().lexical.idf(terms)
+        # What abstention weighs, per top passage: its cosine and its coverage of the question.
+        parts = [[float(s.hit.dense or 0.0), coverage(terms, s.hit.passage.text, idf)] for s in hits[:3]]
         detail: dict[str, Any] = {
             "id": q.id,
             "rank": rank,
-            "dense": confidence(hits, 3),
-            "coverage": max(
-                (coverage(tokenize([query.text])[0], s.hit.passage.text, idf) for s in hits[:3]), default=0.0
-            ),
-            "confidence_parts": [
-                [float(s.hit.dense or 0.0), coverage(tokenize([query.text])[0], s.hit.passage.text, idf)]
-                for s in hits[:3]
-            ],
+            "dense": max([0.0, *(d for d, _ in parts)]),
+            "coverage": max((c for _, c in parts), default=0.0),
+            "confidence_parts": parts,
         }
         if full:
             started = time.perf_counter()

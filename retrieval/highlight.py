@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from retrieval.lexical import tokenize
+from retrieval.lexical import term_coverage, tokenize
 from retrieval.sentences import split_sentences
 
 __all__ = [
@@ -262,14 +262,6 @@ def has_answer_type(sentence: str, kind: str | None, question: str = "") -> bool
     return False
 
 
-def _overlap(query_terms: set[str], sentence_terms: list[str], idf: dict[str, float]) -> float:
-    if not query_terms:
-        return 0.0
-    present = query_terms.intersection(sentence_terms)
-    total = sum(idf.get(t, 1.0) for t in query_terms)
-    return sum(idf.get(t, 1.0) for t in present) / total if total else 0.0
-
-
 def sentence_scores(
     question: str,
     sentences: Sequence[str],
@@ -283,8 +275,7 @@ def sentence_scores(
     dense = sentence_vectors @ question_vector
     q_terms = set(tokenize([question])[0])
     sent_terms = tokenize(list(sentences))
-    weights = idf or {}
-    lexical = np.array([_overlap(q_terms, terms, weights) for terms in sent_terms], dtype=np.float32)
+    lexical = np.array([term_coverage(q_terms, terms, idf) for terms in sent_terms], dtype=np.float32)
     kind = answer_type(question)
     typed = np.array([answer_match(s, kind, question) for s in sentences], dtype=np.float32)
     # Very short fragments ("He said.") rarely carry an answer on their own.

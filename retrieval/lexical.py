@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ import numpy as np
 
 from retrieval.atomic import write_atomic
 
-__all__ = ["LexicalIndex", "tokenize"]
+__all__ = ["LexicalIndex", "term_coverage", "tokenize"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,17 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
     return bm25s.tokenize(  # type: ignore[no-any-return]
         list(texts), stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False
     )
+
+
+def term_coverage(query_terms: Iterable[str], text_terms: Iterable[str], idf: dict[str, float] | None) -> float:
+    """Return the IDF-weighted share of the query's terms that occur among ``text_terms``."""
+    terms = set(query_terms)
+    if not terms:
+        return 0.0
+    present = terms.intersection(text_terms)
+    weights = idf or {}
+    total = sum(weights.get(t, 1.0) for t in terms)
+    return sum(weights.get(t, 1.0) for t in present) / total if total else 0.0
 
 
 class LexicalIndex:

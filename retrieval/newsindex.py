@@ -12,7 +12,7 @@ from itertools import islice
 
 import numpy as np
 
-from retrieval.answering import build_answer, rank
+from retrieval.answering import build_answer, rank_groups
 from retrieval.config import Config
 from retrieval.encoder import Encoder, load_encoder
 from retrieval.errors import EmptyIndexError, ModelMismatchError, StoreError
@@ -264,9 +264,7 @@ class NewsIndex:
     # -- asking --------------------------------------------------------------------------------
     def search(self, question: str, k: int = 10, fusion: str | None = None) -> list[Hit]:
         """Return the top ``k`` passages for a question (no abstention, no collapsing)."""
-        query = parse_question(question, self.config.search.max_question_chars)
-        retriever = self.retriever()
-        return [s.hit for s in retriever.search(query, self.encoder.embed_one(query.text), k, fusion)]
+        return [s.hit for s in self.hits_for(self.parse(question), k, fusion)]
 
     def ask(self, question: str, k: int | None = None, offset: int = 0, fusion: str | None = None) -> Answer:
         """Answer a question with up to ``k`` quotes, skipping the first ``offset`` ones."""
@@ -280,7 +278,7 @@ class NewsIndex:
     def rank(self, question: str, k: int = 10, fusion: str | None = None) -> list[Scored]:
         """Return the passages in the order answers show them: collapsed and reranked, no abstention."""
         query, qvec, hits, idf = self._candidates(question, k, fusion)
-        return [r.scored for r in rank(query, hits, self.encoder, qvec, self.config.search, idf)[:k]]
+        return [r.scored for r in rank_groups(query, hits, self.encoder, qvec, self.config.search, idf)[:k]]
 
     def _candidates(
         self, question: str, wanted: int, fusion: str | None
