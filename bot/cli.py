@@ -1,4 +1,4 @@
-"""The ``newsqa`` command: ingest, ask, repl, sources, show, remove, check, eval, bot, serve.
+"""The ``newsqa`` command: ingest, ask, repl, sources, show, remove, check, eval, db, migrate, bot, serve.
 
 Commands parse arguments, call the core and print. Core errors become one line on stderr and
 exit status 1, never a traceback.
@@ -59,7 +59,10 @@ def reported() -> Iterator[None]:
 def _open_index(state: State, create: bool = False) -> Any:
     from retrieval.newsindex import NewsIndex
 
-    return NewsIndex.open(state.config, create=create)
+    index = NewsIndex.open(state.config, create=create)
+    # Give back the connections (the postgres backend's pools) when the command ends.
+    click.get_current_context().call_on_close(index.close)
+    return index
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -230,6 +233,39 @@ def eval_command(
             limit=limit,
             details=details,
         )
+
+
+@cli.group()
+def db() -> None:
+    """Manage the PostgreSQL database of the postgres backend."""
+
+
+@db.command()
+@click.pass_obj
+def upgrade(state: State) -> None:
+    """Create or upgrade the database's tables to this version of newsqa."""
+    from retrieval.pg.index import upgrade_database
+
+    with reported():
+        applied, version = upgrade_database(state.config)
+        for step in applied:
+            click.echo(f"applied migration {step}")
+        click.echo(f"database schema at version {version}" + ("" if applied else " (already up to date)"))
+
+
+@cli.command()
+@click.option("--from", "source", type=click.Choice(["local", "postgres"]), required=True, help="Backend to copy from.")
+@click.option(
+    "--to", "target", type=click.Choice(["local", "postgres"]), required=True, help="Empty backend to copy to."
+)
+@click.pass_obj
+def migrate(state: State, source: str, target: str) -> None:
+    """Copy articles, passages and their vectors between the data directory and the database (no re-embedding)."""
+    from retrieval.pg.transfer import migrate as copy_between
+
+    with reported():
+        report = copy_between(state.config, source, target)
+        click.echo(f"copied {report.articles} articles and {report.passages} passages from {source} to {target}")
 
 
 @cli.command(name="bot")

@@ -69,6 +69,7 @@ def ingest_paths(
             yield from loaded
 
     index = NewsIndex.open(state.config, create=True)
+    click.get_current_context().call_on_close(index.close)
     show_bar = sys.stderr.isatty()
     bar = None
     if show_bar:
@@ -99,6 +100,7 @@ def ingest_urls(state: State, urls: list[str]) -> bool:
     from retrieval.web import Fetcher
 
     index = NewsIndex.open(state.config, create=True)
+    click.get_current_context().call_on_close(index.close)
     ok = True
     with Fetcher(state.config.web) as fetcher:
         for url in urls:

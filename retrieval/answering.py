@@ -20,6 +20,7 @@ from retrieval.lexical import term_coverage, tokenize
 from retrieval.models import Answer, Article, Quote
 from retrieval.query import Query
 from retrieval.search import Scored
+from retrieval.sentvecs import SentenceVectors
 from retrieval.urls import text_fragment_link
 
 __all__ = ["NOT_FOUND", "Ranked", "build_answer", "collapse_duplicates", "confidence", "coverage", "rank_groups"]
@@ -102,21 +103,36 @@ def confidence(
 
 
 def _score_sentences(
-    items: Sequence[Ranked], query: Query, encoder: Encoder, query_vector: np.ndarray, idf: dict[str, float] | None
+    items: Sequence[Ranked],
+    query: Query,
+    encoder: Encoder,
+    query_vector: np.ndarray,
+    idf: dict[str, float] | None,
+    stored: dict[int, SentenceVectors] | None = None,
 ) -> None:
     todo = [r for r in items if r.scores is None]
     if not todo:
         return
+    vectors: dict[int, np.ndarray] = {}
+    alone: list[Ranked] = []
     for r in todo:
-        r.spans = sentence_spans(r.scored.hit.passage.text)
-    texts = [r.scored.hit.passage.text[a:b] for r in todo for a, b in r.spans]
-    vectors = encoder.embed(texts)
-    pos = 0
+        known = (stored or {}).get(r.scored.hit.passage.id)
+        if known is not None:
+            r.spans, vectors[id(r)] = list(known.spans), known.vectors
+        else:
+            # Stored before sentence vectors were kept (schema 1): encode the sentences now.
+            r.spans = sentence_spans(r.scored.hit.passage.text)
+            alone.append(r)
+    if alone:
+        texts = [r.scored.hit.passage.text[a:b] for r in alone for a, b in r.spans]
+        encoded = encoder.embed(texts)
+        pos = 0
+        for r in alone:
+            vectors[id(r)] = encoded[pos : pos + len(r.spans)]
+            pos += len(r.spans)
     for r in todo:
-        n = len(r.spans)
-        sentences = texts[pos : pos + n]
-        r.scores = sentence_scores(query.text, sentences, vectors[pos : pos + n], query_vector, idf)
-        pos += n
+        sentences = [r.scored.hit.passage.text[a:b] for a, b in r.spans]
+        r.scores = sentence_scores(query.text, sentences, vectors[id(r)], query_vector, idf)
 
 
 def rank_groups(
@@ -126,13 +142,14 @@ def rank_groups(
     query_vector: np.ndarray,
     config: SearchConfig,
     idf: dict[str, float] | None = None,
+    stored: dict[int, SentenceVectors] | None = None,
 ) -> list[Ranked]:
     """Collapse duplicates and rerank the first ``rerank_depth`` groups by their best sentence."""
     groups = [Ranked(g) for g in collapse_duplicates(hits, config.dedupe_threshold)]
     depth = min(config.rerank_depth, len(groups))
     head = groups[:depth]
     if head and config.sentence_weight > 0:
-        _score_sentences(head, query, encoder, query_vector, idf)
+        _score_sentences(head, query, encoder, query_vector, idf, stored)
         for r in head:
             assert r.scores is not None
             r.score = r.scored.hit.fused + config.sentence_weight * float(r.scores.max())
@@ -151,24 +168,25 @@ def build_answer(
     offset: int = 0,
     copies: dict[str, list[Article]] | None = None,
     idf: dict[str, float] | None = None,
+    stored: dict[int, SentenceVectors] | None = None,
 ) -> Answer:
     """Build the answer to ``question`` from its hits: quotes best first, or "not found"."""
     if not hits or confidence(hits, k, query, idf, config.coverage_weight) < config.min_score:
         return Answer(question, (), False, NOT_FOUND)
-    ranked = rank_groups(query, hits, encoder, query_vector, config, idf)
+    ranked = rank_groups(query, hits, encoder, query_vector, config, idf, stored)
     lead = ranked[0].scored.hit.dense or 0.0 if ranked else 0.0
     # Later quotes must be about the question too, not merely the next-best passage.
     candidates = [
         r for i, r in enumerate(ranked) if i == 0 or (r.scored.hit.dense or 0.0) >= min(config.min_score, lead)
     ]
     wanted = offset + k
-    _score_sentences(candidates[: wanted + 2], query, encoder, query_vector, idf)
+    _score_sentences(candidates[: wanted + 2], query, encoder, query_vector, idf, stored)
     quotes: list[Quote] = []
     marks: list[tuple[str, int, int]] = []  # article id and absolute offsets of each marked span
     for r in candidates:
         if len(quotes) >= wanted:
             break
-        _score_sentences([r], query, encoder, query_vector, idf)
+        _score_sentences([r], query, encoder, query_vector, idf, stored)
         assert r.scores is not None
         p = r.scored.hit.passage
         first, last = best_window(r.scores, config.pair_margin)

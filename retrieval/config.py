@@ -23,12 +23,14 @@ from retrieval.errors import ConfigError
 __all__ = [
     "Config",
     "FeedConfig",
+    "IndexConfig",
     "LogConfig",
     "ModelConfig",
     "PassageConfig",
     "SearchConfig",
     "Secret",
     "ServeConfig",
+    "StorageConfig",
     "TelegramConfig",
     "WebConfig",
     "find_config_file",
@@ -104,12 +106,40 @@ class SearchConfig:
     coverage_weight: float = 0.3
     dedupe_threshold: float = 0.9
     # The first rerank_depth passages are reordered by fused + sentence_weight * best sentence score.
-    rerank_depth: int = 5
-    sentence_weight: float = 0.3
+    rerank_depth: int = 10
+    sentence_weight: float = 0.5
     # Mark two adjacent sentences when the second scores within pair_margin of the best (0: one).
     pair_margin: float = 0.05
     recency_half_life_days: float = 0.0
     max_question_chars: int = 2000
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """How the dense and lexical indexes are built as the collection grows."""
+
+    # Exact search (FAISS flat) up to this many passages; past it an HNSW graph is built from the
+    # stored vectors (no re-encoding). Back to exact below 0.8 x this.
+    approximate_above: int = 50_000
+    # HNSW: neighbours per node, build depth, search depth (raised to 1.5 x the candidates asked
+    # for; those are then scored with their exact stored vectors).
+    hnsw_m: int = 32
+    ef_construction: int = 80
+    ef_search: int = 512
+    # Vectors inside the graph: "sq4", "sq6", "sq8" (bits per dimension; 464, 560, 656 B/passage
+    # with the graph) or "none" (float32, 1,808 B/passage). Candidates are rescored exactly.
+    quantize: str = "sq4"
+    # New passages wait in a small exact index until this many, then go into the graph.
+    merge_above: int = 20_000
+    # Removed passages are hidden from the graph's results; past this share it is rebuilt.
+    max_deleted_share: float = 0.1
+    # BM25 is rebuilt whole below this many passages; above, a write adds a small delta segment.
+    lexical_incremental_above: int = 50_000
+    # The delta (added + removed passages) is merged into a new whole BM25 index past this share.
+    lexical_delta_share: float = 0.1
+    # FAISS threads for a search (latency) and for building (throughput).
+    threads: int = 1
+    build_threads: int = 2
 
 
 @dataclass(frozen=True)
@@ -181,6 +211,23 @@ class ServeConfig:
 
 
 @dataclass(frozen=True)
+class StorageConfig:
+    """Where articles, passages and vectors live: the data directory, or a PostgreSQL database."""
+
+    # "local": SQLite + FAISS + BM25 files in data_dir (one machine); "postgres": PostgreSQL with
+    # pgvector, shared by several processes and machines.
+    backend: str = "local"
+    # libpq connection string or URI of the database ($NEWSQA_PG_DSN overrides); may hold a password.
+    dsn: Secret = field(default_factory=lambda: Secret(""))
+    # A read-only replica answers may be read from; empty: the primary.
+    replica_dsn: Secret = field(default_factory=lambda: Secret(""))
+    # Connections kept open per process (each of the primary and the replica).
+    pool_size: int = 4
+    # Seconds a statement may run before the database cancels it (0: no limit).
+    statement_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
 class LogConfig:
     """Logging of the entry points."""
 
@@ -195,10 +242,12 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     passages: PassageConfig = field(default_factory=PassageConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     web: WebConfig = field(default_factory=WebConfig)
     log: LogConfig = field(default_factory=LogConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     feeds: tuple[FeedConfig, ...] = ()
     source: str | None = None  # the file this was read from, for messages
 
@@ -223,10 +272,12 @@ _SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "passages": PassageConfig,
     "search": SearchConfig,
+    "index": IndexConfig,
     "telegram": TelegramConfig,
     "web": WebConfig,
     "log": LogConfig,
     "serve": ServeConfig,
+    "storage": StorageConfig,
 }
 
 T = TypeVar("T")
@@ -317,6 +368,9 @@ def _coerce(value: Any, kind: Any, name: str, where: str) -> Any:
     elif kind is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+    elif kind is Secret:
+        if isinstance(value, str):
+            return Secret(value)
     elif kind is str:
         if isinstance(value, str):
             return value
@@ -333,6 +387,8 @@ def _parse_env(text: str, kind: Any, name: str) -> Any:
     try:
         if kind is str:
             return text
+        if kind is Secret:
+            return Secret(text)
         if kind is bool:
             lowered = text.strip().lower()
             if lowered in ("1", "true", "yes", "on"):
@@ -367,4 +423,8 @@ def _apply_env(config: Config, env: typing.Mapping[str, str]) -> Config:
                 updates[f.name] = _parse_env(env[var], hints[f.name], var)
         if updates:
             changes[section] = dataclasses.replace(current, **updates)
+    if env.get("NEWSQA_PG_DSN"):
+        # The one name deployments of PostgreSQL clients share; it wins over NEWSQA_STORAGE_DSN.
+        storage = changes.get("storage", config.storage)
+        changes["storage"] = dataclasses.replace(storage, dsn=Secret(env["NEWSQA_PG_DSN"]))
     return dataclasses.replace(config, **changes) if changes else config

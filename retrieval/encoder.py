@@ -13,13 +13,21 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from retrieval.config import DEFAULT_MODEL, ModelConfig
 from retrieval.errors import ConfigError
 
-__all__ = ["Encoder", "SentenceTransformerEncoder", "load_encoder", "packaged_model_path", "quiet_hub"]
+__all__ = [
+    "Encoder",
+    "SentenceTransformerEncoder",
+    "embed_spans_alone",
+    "load_encoder",
+    "packaged_model_path",
+    "quiet_hub",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +59,20 @@ class Encoder(abc.ABC):
         np.divide(out, np.maximum(norms, 1e-12), out=out)
         return out
 
+    def embed_passages(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Return the texts' vectors and, per text, unit vectors of its character ``spans``.
+
+        This generic version encodes each span as a text of its own. Encoders that expose token
+        vectors override it to pool them over the spans instead, from the same single pass.
+        """
+        vectors = self.embed(texts, progress=progress)
+        return vectors, embed_spans_alone(self, texts, spans)
+
     def embed_one(self, text: str) -> np.ndarray:
         """Return the normalised vector of one text, shape ``(dim,)``."""
         vectors: np.ndarray = self.embed([text])
@@ -58,6 +80,23 @@ class Encoder(abc.ABC):
 
     def set_threads(self, n: int) -> None:  # noqa: B027 - optional hook, most encoders need nothing
         """Use ``n`` threads for inference (0 leaves the library default)."""
+
+
+def embed_spans_alone(
+    encoder: Encoder,
+    texts: Sequence[str],
+    spans: Sequence[Sequence[tuple[int, int]]],
+    only: Sequence[Sequence[bool]] | None = None,
+    into: list[np.ndarray] | None = None,
+) -> list[np.ndarray]:
+    """Encode spans of texts as texts of their own (where ``only`` is true, into ``into``)."""
+    out = into if into is not None else [np.zeros((len(s), encoder.dim), dtype=np.float32) for s in spans]
+    wanted = [(i, j) for i, ss in enumerate(spans) for j in range(len(ss)) if only is None or only[i][j]]
+    if wanted:
+        vectors = encoder.embed([texts[i][spans[i][j][0] : spans[i][j][1]] for i, j in wanted])
+        for (i, j), v in zip(wanted, vectors, strict=True):
+            out[i][j] = v
+    return out
 
 
 def packaged_model_path() -> str:
@@ -126,6 +165,51 @@ class SentenceTransformerEncoder(Encoder):
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    def embed_passages(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Return the texts' vectors and span vectors pooled from the same pass (see sentvecs)."""
+        from retrieval.sentvecs import pool_spans, token_ranges
+
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        pooled = [np.zeros((len(s), self.dim), dtype=np.float32) for s in spans]
+        missing = [[True] * len(s) for s in spans]
+        tokenizer = self._model.tokenizer
+        limit = self._model.max_seq_length
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for lo in range(0, len(order), self.batch_size):
+            chunk = order[lo : lo + self.batch_size]
+            rows: Any = self._model.encode(
+                [texts[i] for i in chunk],
+                batch_size=self.batch_size,
+                output_value=None,
+                convert_to_numpy=False,
+                show_progress_bar=False,
+            )
+            for i, row in zip(chunk, rows, strict=True):
+                out[i] = row["sentence_embedding"].float().numpy()
+                if not getattr(tokenizer, "is_fast", False):
+                    continue  # no offsets: the spans are encoded alone below
+                offsets = tokenizer(texts[i], truncation=True, max_length=limit, return_offsets_mapping=True)
+                mask = row["attention_mask"].bool()
+                hidden = row["token_embeddings"][mask].float().numpy()
+                marks = [tuple(o) for o in offsets["offset_mapping"]]
+                if len(marks) != len(hidden):
+                    continue
+                vectors, empty = pool_spans(hidden, token_ranges(marks, spans[i]))
+                pooled[i][:] = vectors
+                missing[i] = empty.tolist()
+            if progress is not None:
+                progress(len(chunk))
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, np.maximum(norms, 1e-12), out=out)
+        if any(any(m) for m in missing):
+            embed_spans_alone(self, texts, spans, missing, pooled)
+        return out, pooled
 
 
 _LOADED: dict[tuple[object, ...], Encoder] = {}

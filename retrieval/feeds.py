@@ -228,6 +228,17 @@ class FetchCache:
                 "last_modified TEXT, fingerprint TEXT, article_id TEXT, fetched_at TEXT NOT NULL)"
             )
 
+    @staticmethod
+    def of(store: Store) -> FetchCache:
+        """Return the fetch cache kept in this store's database (SQLite, or PostgreSQL)."""
+        from retrieval.pg.store import PgStore  # no driver import: that happens on connecting
+
+        if isinstance(store, PgStore):
+            from retrieval.pg.fetchcache import PgFetchCache
+
+            return PgFetchCache(store)
+        return FetchCache(store)
+
     def get(self, url: str) -> CacheRow | None:
         """Return what is remembered about a URL."""
         with self.store.connection() as con:
@@ -291,7 +302,7 @@ def ingest_source(
     stop: threading.Event | None = None,
 ) -> IngestReport:
     """Fetch ``url`` and ingest it: a feed's new and changed entries, or the page itself."""
-    cache = FetchCache(index.store)
+    cache = FetchCache.of(index.store)
     row = cache.get(url)
     if row is not None and row.article_id is not None:
         validators = cache.validators_for_page(url)

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -16,11 +17,13 @@ from retrieval.answering import build_answer, rank_groups
 from retrieval.config import Config
 from retrieval.encoder import Encoder, load_encoder
 from retrieval.errors import EmptyIndexError, ModelMismatchError, StoreError
+from retrieval.highlight import sentence_spans
 from retrieval.lexical import LexicalIndex, tokenize
 from retrieval.locking import writer_active, writer_lock
 from retrieval.models import Answer, Article, Hit
 from retrieval.query import Query, parse_question
 from retrieval.search import Retriever, Scored
+from retrieval.sentvecs import SentenceVectors
 from retrieval.splitter import split_article
 from retrieval.store import SourceInfo, Store, UsageStats, index_text
 from retrieval.urls import content_hash
@@ -123,7 +126,11 @@ class NewsIndex:
     # -- opening -------------------------------------------------------------------------------
     @classmethod
     def open(cls, config: Config, *, encoder: Encoder | None = None, create: bool = False) -> NewsIndex:
-        """Open the data directory; with ``create`` make it when missing."""
+        """Open the data directory (or the configured database); with ``create`` make it when missing."""
+        if config.storage.backend != "local":
+            from retrieval.pg.index import open_database  # psycopg loads only for this backend
+
+            return open_database(config, encoder=encoder, create=create)
         folder = config.data_path
         db = folder / DB_NAME
         if not db.exists():
@@ -193,7 +200,7 @@ class NewsIndex:
             vectors, lexical = self._vectors, self._lexical
             if vectors is not None and lexical is not None and vectors.generation == lexical.generation == gen:
                 return vectors, lexical
-            file_vectors = FaissIndex.load(self.folder / FAISS_NAME)
+            file_vectors = FaissIndex.load(self.folder / FAISS_NAME, self.config.index)
             file_lexical = LexicalIndex.load(self.folder)
             files_gen = (
                 file_vectors.generation
@@ -213,6 +220,8 @@ class NewsIndex:
                 vectors, lexical = self._rebuild(gen)
                 if save:
                     self._save(vectors, lexical)
+            # An approximate index reads exact vectors of its candidates from the store.
+            vectors.exact_vectors = self.store.passage_vectors
             self._vectors, self._lexical = vectors, lexical
             return vectors, lexical
 
@@ -225,18 +234,34 @@ class NewsIndex:
 
     def _rebuild(self, gen: int, vectors: FaissIndex | None = None) -> tuple[FaissIndex, LexicalIndex]:
         """Build both indexes from the store (BM25 only, when an up-to-date ``vectors`` is given)."""
-        fresh = FaissIndex(self._dim(), generation=gen) if vectors is None else None
-        all_ids: list[np.ndarray] = []
-        all_texts: list[str] = []
-        for ids, texts, vecs in self.store.iter_passages():
-            if fresh is not None:
-                fresh.add(ids, vecs)
-            all_ids.append(ids)
-            all_texts.extend(texts)
-        ids = np.concatenate(all_ids) if all_ids else np.empty(0, dtype=np.int64)
-        built = fresh if fresh is not None else vectors
-        assert built is not None
-        return built, LexicalIndex.build(ids, all_texts, gen)
+        built = self._build_vectors(gen) if vectors is None else vectors
+        lexical = LexicalIndex.build_batches(((ids, texts) for ids, texts, _ in self.store.iter_passages()), gen)
+        return built, lexical
+
+    def _build_vectors(self, gen: int) -> FaissIndex:
+        """Build the vector index from the stored vectors: exact or approximate by its size."""
+        count = self.store.counts()[1]
+        batches = ((ids, vecs) for ids, _, vecs in self.store.iter_passages())
+        vectors = FaissIndex.build(self._dim(), batches, count, gen, self.config.index)
+        vectors.exact_vectors = self.store.passage_vectors
+        return vectors
+
+    def _updated_lexical(self, vectors: FaissIndex, gen: int) -> LexicalIndex:
+        """Bring BM25 up to date with a write: a delta of the passages it changed, or a new build."""
+        added, removed = vectors.changed_ids()
+        current = self._lexical
+        if (
+            current is None
+            or current.generation != vectors.origin_generation
+            or not current.can_update(self.config.index, len(added) + len(removed))
+        ):
+            return self._rebuild(gen, vectors)[1]
+        # Only passages still in the store (one added and removed again within the write is gone).
+        passages = self.store.passages(added.tolist())
+        titles = self.store.articles(p.article_id for p in passages.values())
+        kept = [int(i) for i in added if int(i) in passages]
+        texts = [index_text(titles[passages[i].article_id].title, passages[i].text) for i in kept]
+        return current.updated(np.array(kept, dtype=np.int64), texts, removed, gen)
 
     def _save(self, vectors: FaissIndex, lexical: LexicalIndex) -> None:
         vectors.save(self.folder / FAISS_NAME)
@@ -273,12 +298,17 @@ class NewsIndex:
             raise ValueError("k must be at least 1")
         query, qvec, hits, idf = self._candidates(question, offset + k, fusion)
         copies = self.store.copies_of(s.article.id for s in hits)
-        return build_answer(question, query, hits, self.encoder, qvec, self.config.search, k, offset, copies, idf)
+        stored = self.store.sentence_vectors(s.hit.passage.id for s in hits)
+        return build_answer(
+            question, query, hits, self.encoder, qvec, self.config.search, k, offset, copies, idf, stored
+        )
 
     def rank(self, question: str, k: int = 10, fusion: str | None = None) -> list[Scored]:
         """Return the passages in the order answers show them: collapsed and reranked, no abstention."""
         query, qvec, hits, idf = self._candidates(question, k, fusion)
-        return [r.scored for r in rank_groups(query, hits, self.encoder, qvec, self.config.search, idf)[:k]]
+        stored = self.store.sentence_vectors(s.hit.passage.id for s in hits)
+        ranked = rank_groups(query, hits, self.encoder, qvec, self.config.search, idf, stored)
+        return [r.scored for r in ranked[:k]]
 
     def _candidates(
         self, question: str, wanted: int, fusion: str | None
@@ -310,7 +340,7 @@ class NewsIndex:
         report = IngestReport()
         started = time.perf_counter()
         self.folder.mkdir(parents=True, exist_ok=True)
-        with writer_lock(self.folder):
+        with self._writing():
             start_gen = self.store.generation()
             vectors: FaissIndex | None = None
             # An id repeated within one input (two texts under one URL) keeps its first text, so
@@ -327,6 +357,10 @@ class NewsIndex:
                     self._finish_write(vectors)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _writing(self) -> AbstractContextManager[None]:
+        """Return the lock every writer of this data holds: the data directory's lock file."""
+        return writer_lock(self.folder)
 
     def _prepare_write(self) -> FaissIndex:
         """Load the encoder and the vector index for writing; record the encoder on first use."""
@@ -369,8 +403,10 @@ class NewsIndex:
         if vectors is None:
             vectors = self._prepare_write()
         to_embed = [(a, split_article(a.text, self.config.passages)) for a, _, dup, _ in plan if dup is None]
-        texts = [index_text(a.title, a.text[s.start : s.end]) for a, spans in to_embed for s in spans]
-        vecs = self.encoder.embed(texts, progress=progress) if texts else np.empty((0, self._dim()), np.float32)
+        bodies = [a.text[s.start : s.end] for a, spans in to_embed for s in spans]
+        titles = [a.title for a, spans in to_embed for _ in spans]
+        sentences = _sentence_vectors(self.encoder, titles, bodies, progress)
+        vecs = np.vstack([v for v, _ in sentences]) if bodies else np.empty((0, self._dim()), np.float32)
         removed: list[int] = []
         added_ids: list[int] = []
         added_vecs: list[np.ndarray] = []
@@ -391,7 +427,8 @@ class NewsIndex:
                     continue
                 spans = spans_of[article.id]
                 rows = [(s.ordinal, s.start, s.end, article.text[s.start : s.end]) for s in spans]
-                ids = self.store.add_passages(con, article.id, rows, vecs[pos : pos + len(spans)])
+                extra = [sv for _, sv in sentences[pos : pos + len(spans)]]
+                ids = self.store.add_passages(con, article.id, rows, vecs[pos : pos + len(spans)], extra)
                 added_ids += ids
                 added_vecs.append(vecs[pos : pos + len(spans)])
                 pos += len(spans)
@@ -410,9 +447,16 @@ class NewsIndex:
         gen = self.store.generation()
         vectors.generation = gen
         # The vectors were kept up to date batch by batch; if their count disagrees with the store
-        # (a failed batch), rebuild them too. BM25 is always rebuilt whole.
-        current = vectors if len(vectors) == self.store.counts()[1] else None
-        vectors, lexical = self._rebuild(gen, current)
+        # (a failed batch), rebuild both from the store.
+        if len(vectors) != self.store.counts()[1]:
+            vectors, lexical = self._rebuild(gen)
+        else:
+            lexical = self._updated_lexical(vectors, gen)
+            due = vectors.due()
+            if due == "merge":
+                vectors = vectors.merged()
+            elif due == "rebuild":
+                vectors = self._build_vectors(gen)
         self._save(vectors, lexical)
         with self._lock:
             self._vectors, self._lexical = vectors, lexical
@@ -462,7 +506,7 @@ class NewsIndex:
         articles, passages = self.store.counts()
         gen = self.store.generation()
         expected = np.array(sorted(ids), dtype=np.int64)
-        vectors = FaissIndex.load(self.folder / FAISS_NAME)
+        vectors = FaissIndex.load(self.folder / FAISS_NAME, self.config.index)
         lexical = LexicalIndex.load(self.folder)
         if passages and vectors is None:
             problems.append("the vector index file is missing or unreadable")
@@ -510,6 +554,28 @@ class NewsIndex:
     def usage(self) -> UsageStats:
         """Return question and feedback counts."""
         return self.store.usage()
+
+
+def _sentence_vectors(
+    encoder: Encoder,
+    titles: Sequence[str | None],
+    bodies: Sequence[str],
+    progress: Callable[[int], None] | None,
+) -> list[tuple[np.ndarray, SentenceVectors]]:
+    """Embed passages as indexed (title first); return each one's vector and its sentences' vectors.
+
+    Sentence spans are found in the passage text and stored relative to it.
+    """
+    if not bodies:
+        return []
+    texts = [index_text(t, b) for t, b in zip(titles, bodies, strict=True)]
+    relative = [sentence_spans(b) for b in bodies]
+    heads = [len(t) - len(b) for t, b in zip(texts, bodies, strict=True)]
+    spans = [[(h + a, h + b) for a, b in rel] for h, rel in zip(heads, relative, strict=True)]
+    vectors, pooled = encoder.embed_passages(texts, spans, progress=progress)
+    return [
+        (vector, SentenceVectors(tuple(rel), rows)) for vector, rel, rows in zip(vectors, relative, pooled, strict=True)
+    ]
 
 
 def _batches(items: Iterable[Article], size: int) -> Iterator[list[Article]]:

@@ -25,8 +25,9 @@ import numpy as np
 
 from retrieval.atomic import write_atomic
 from retrieval.config import ModelConfig
-from retrieval.encoder import Encoder, quiet_hub, resolve_model
+from retrieval.encoder import Encoder, embed_spans_alone, quiet_hub, resolve_model
 from retrieval.errors import ConfigError
+from retrieval.sentvecs import pool_spans, token_ranges
 
 if TYPE_CHECKING:
     from tokenizers import Encoding, Tokenizer
@@ -416,7 +417,31 @@ class OnnxEncoder(Encoder):
 
     def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Return normalised vectors in input order; batches texts of similar token length."""
+        return self._encode(texts, None, progress)[0]
+
+    def embed_passages(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Return the texts' vectors and span vectors pooled from the same pass (see sentvecs)."""
+        vectors, pooled = self._encode(texts, spans, progress)
+        assert pooled is not None
+        return vectors, pooled
+
+    def _encode(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]] | None,
+        progress: Callable[[int], None] | None,
+    ) -> tuple[np.ndarray, list[np.ndarray] | None]:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
+        pooled: list[np.ndarray] | None = None
+        missing: list[list[bool]] = []
+        if spans is not None:
+            pooled = [np.zeros((len(s), self.dim), dtype=np.float32) for s in spans]
+            missing = [[False] * len(s) for s in spans]
         # Batches of similar token counts cut padding: on 90-word news passages, 27% of the
         # tokens run were padding in input order, 4% sorted by tokens (6% less by characters).
         # A window bounds the memory held by tokenized texts.
@@ -426,12 +451,38 @@ class OnnxEncoder(Encoder):
             order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
             for lo in range(0, len(order), self.batch_size):
                 idx = order[lo : lo + self.batch_size]
-                out[[start + i for i in idx]] = self._run([encodings[i] for i in idx])
+                batch = [encodings[i] for i in idx]
+                hidden, mask = self._forward(batch)
+                out[[start + i for i in idx]] = _mean_pool(hidden, mask)
+                if spans is not None and pooled is not None:
+                    for row, i in enumerate(idx):
+                        n = start + i
+                        self._pool_row(texts[n], batch[row], hidden[row], spans[n], pooled[n], missing[n])
                 if progress is not None:
                     progress(len(idx))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, np.maximum(norms, 1e-12), out=out)
-        return out
+        if spans is not None and any(any(m) for m in missing):
+            # Spans cut off by truncation (or unmappable after lower-casing) are encoded alone.
+            embed_spans_alone(self, texts, spans, missing, pooled)
+        return out, pooled
+
+    def _pool_row(
+        self,
+        text: str,
+        encoding: Encoding,
+        hidden: np.ndarray,
+        spans: Sequence[tuple[int, int]],
+        into: np.ndarray,
+        missing: list[bool],
+    ) -> None:
+        if self.spec.do_lower_case and len(text.lower()) != len(text):
+            # Offsets refer to the lower-cased text, which has another length: they cannot be mapped.
+            missing[:] = [True] * len(spans)
+            return
+        vectors, empty = pool_spans(hidden, token_ranges(encoding.offsets, spans))
+        into[:] = vectors
+        missing[:] = empty.tolist()
 
     def _tokenize(self, texts: Sequence[str]) -> list[Encoding]:
         if self.spec.do_lower_case:
@@ -439,6 +490,10 @@ class OnnxEncoder(Encoder):
         return list(self._tokenizer.encode_batch(list(texts)))
 
     def _run(self, encodings: list[Encoding]) -> np.ndarray:
+        return _mean_pool(*self._forward(encodings))
+
+    def _forward(self, encodings: list[Encoding]) -> tuple[np.ndarray, np.ndarray]:
+        """Return the token vectors ``(batch, tokens, dim)`` and the attention mask."""
         # Pad to the longest in this batch, as sentence-transformers does.
         width = max((len(e.ids) for e in encodings), default=0)
         ids = np.full((len(encodings), width), self._pad_id, dtype=np.int64)
@@ -452,12 +507,15 @@ class OnnxEncoder(Encoder):
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = types
-        hidden = self._session.run(None, feeds)[0]
-        # Mean over real tokens only, as sentence-transformers' Pooling does.
-        weights = mask[:, :, None].astype(np.float32)
-        summed = (hidden * weights).sum(axis=1)
-        counts = np.maximum(weights.sum(axis=1), 1e-9)
-        return np.asarray(summed / counts, dtype=np.float32)
+        return np.asarray(self._session.run(None, feeds)[0]), mask
+
+
+def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean over real tokens only, as sentence-transformers' Pooling does."""
+    weights = mask[:, :, None].astype(np.float32)
+    summed = (hidden * weights).sum(axis=1)
+    counts = np.maximum(weights.sum(axis=1), 1e-9)
+    return np.asarray(summed / counts, dtype=np.float32)
 
 
 def _ensure_files(spec: _ModelSpec, fp32: Path, target: Path, rebuild: bool = False) -> tuple[str, ...]:

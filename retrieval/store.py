@@ -21,10 +21,11 @@ import numpy as np
 
 from retrieval.errors import NotFoundError, StoreError
 from retrieval.models import Article, Passage
+from retrieval.sentvecs import SentenceVectors
 
 __all__ = ["SCHEMA_VERSION", "SourceInfo", "Store", "UsageStats", "index_text"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: passages.sentences (pooled sentence vectors, see sentvecs)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,7 +51,8 @@ CREATE TABLE IF NOT EXISTS passages (
     start INTEGER NOT NULL,
     "end" INTEGER NOT NULL,
     text TEXT NOT NULL,
-    embedding BLOB NOT NULL
+    embedding BLOB NOT NULL,
+    sentences BLOB
 );
 CREATE INDEX IF NOT EXISTS passages_article ON passages (article_id);
 CREATE TABLE IF NOT EXISTS questions (
@@ -126,12 +128,27 @@ class Store:
         with self.connection() as con:
             con.executescript(_SCHEMA)
             version = self.get_meta("schema_version")
-            if version is None:
-                self.set_meta("schema_version", str(SCHEMA_VERSION))
-            elif int(version) > SCHEMA_VERSION:
+            if version is not None and int(version) > SCHEMA_VERSION:
                 raise StoreError(
                     f"{path} was written by a newer newsqa (schema {version}, this one knows {SCHEMA_VERSION}); upgrade newsqa"
                 )
+            if version is None or int(version) < SCHEMA_VERSION:
+                self._upgrade(con)
+
+    def _upgrade(self, con: sqlite3.Connection) -> None:
+        """Bring an older store up to this schema; each step keeps existing rows valid."""
+        with self._write_lock:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                columns = {str(r["name"]) for r in con.execute("PRAGMA table_info(passages)")}
+                if "sentences" not in columns:
+                    # Passages stored before version 2 have none; answers encode their sentences.
+                    con.execute("ALTER TABLE passages ADD COLUMN sentences BLOB")
+                self.set_meta("schema_version", str(SCHEMA_VERSION), con)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -287,13 +304,24 @@ class Store:
         article_id: str,
         spans: Sequence[tuple[int, int, int, str]],
         vectors: np.ndarray,
+        sentences: Sequence[SentenceVectors | None] | None = None,
     ) -> list[int]:
         """Insert passages ``(ordinal, start, end, text)`` with their vectors; return their ids."""
         ids = []
-        for (ordinal, start, end, text), vec in zip(spans, vectors, strict=True):
+        extra = sentences if sentences is not None else [None] * len(spans)
+        for (ordinal, start, end, text), vec, sent in zip(spans, vectors, extra, strict=True):
             cur = con.execute(
-                'INSERT INTO passages (article_id, ordinal, start, "end", text, embedding) VALUES (?, ?, ?, ?, ?, ?)',
-                (article_id, ordinal, start, end, text, np.ascontiguousarray(vec, dtype=np.float32).tobytes()),
+                'INSERT INTO passages (article_id, ordinal, start, "end", text, embedding, sentences)'
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    article_id,
+                    ordinal,
+                    start,
+                    end,
+                    text,
+                    np.ascontiguousarray(vec, dtype=np.float32).tobytes(),
+                    None if sent is None else sent.pack(),
+                ),
             )
             ids.append(int(cur.lastrowid or 0))
         return ids
@@ -363,6 +391,19 @@ class Store:
                 for r in con.execute(f"SELECT id, embedding FROM passages WHERE id IN ({marks})", list(ids))  # noqa: S608
             }
         return np.vstack([np.frombuffer(rows[i], dtype=np.float32) for i in ids])
+
+    def sentence_vectors(self, ids: Iterable[int]) -> dict[int, SentenceVectors]:
+        """Return the stored sentence vectors of these passages (those stored without have none)."""
+        wanted = [int(i) for i in dict.fromkeys(ids)]
+        if not wanted:
+            return {}
+        with self.connection() as con:
+            marks = ",".join("?" * len(wanted))
+            rows = con.execute(
+                f"SELECT id, sentences FROM passages WHERE id IN ({marks}) AND sentences IS NOT NULL",  # noqa: S608
+                wanted,
+            ).fetchall()
+        return {int(r["id"]): SentenceVectors.unpack(r["sentences"]) for r in rows}
 
     def counts(self) -> tuple[int, int]:
         """Return ``(articles, passages)``."""

@@ -1,19 +1,30 @@
-"""Shared fixtures: the real packaged encoder (loaded once), configs and data dirs in tmp_path."""
+"""Shared fixtures: the real packaged encoder (loaded once), configs and data dirs in tmp_path.
+
+Tests that take ``make_config``/``make_index`` (or ``sample_index``) run on both storage
+backends: the local data directory, and a real PostgreSQL + pgvector server started once per
+run on loopback (tests/pg_server.py), one fresh database per test. ``@pytest.mark.local_only``
+keeps a test that checks the local backend's own files off postgres.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
+import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from retrieval.config import Config, PassageConfig, SearchConfig
+from retrieval.config import Config, PassageConfig, SearchConfig, Secret, StorageConfig
 from retrieval.encoder import Encoder, load_encoder
 from retrieval.loaders import load_file
 from retrieval.newsindex import NewsIndex
+from tests.pg_server import PgServer
+from tests.pg_server import available as postgres_available
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -33,15 +44,109 @@ def encoder() -> Encoder:
     return load_encoder(dataclasses.replace(Config().model, cache_dir=os.environ["NEWSQA_MODEL_CACHE_DIR"]))
 
 
+BACKENDS = ("local", "postgres")
+_database_names = itertools.count(1)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test that uses ``backend`` (through make_config/make_index) on each backend."""
+    if "backend" in metafunc.fixturenames:
+        local_only = metafunc.definition.get_closest_marker("local_only") is not None
+        metafunc.parametrize("backend", ("local",) if local_only else BACKENDS, indirect=True)
+
+
 @pytest.fixture
-def make_config(tmp_path: Path) -> Callable[..., Config]:
-    """Return a factory of configs whose data dir is under tmp_path."""
+def backend(request: pytest.FixtureRequest) -> str:
+    """Return the storage backend this test runs on."""
+    return str(getattr(request, "param", "local"))
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """Start a real PostgreSQL 18 + pgvector on loopback for this run; stop and delete it after."""
+    if not postgres_available():
+        pytest.skip("the postgres extra is not installed: pip install -e '.[postgres]'")
+    server = PgServer.start()
+    yield server
+    server.stop()
+
+
+def new_database(server: PgServer, name: str) -> str:
+    """Create a database with a name not used before in this run; return its DSN.
+
+    Session fixtures over a parameter can be set up more than once in a run.
+    """
+    return server.create_database(f"t{next(_database_names)}_{re.sub(r'[^a-z0-9]+', '_', name.lower())}"[:60])
+
+
+class Databases:
+    """Fresh databases on the test server, and every pool opened on them, closed at the end."""
+
+    def __init__(self, server: PgServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        import retrieval.pg.index
+        from retrieval.pg.connect import Database
+
+        self.server = server
+        self.dsns: dict[str, str] = {}
+        self.opened: list[Database] = []
+        opened = self.opened
+
+        class Recorded(Database):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                opened.append(self)
+
+        monkeypatch.setattr(retrieval.pg.index, "Database", Recorded)
+
+    def dsn(self, name: str) -> str:
+        if name not in self.dsns:
+            self.dsns[name] = new_database(self.server, name)
+        return self.dsns[name]
+
+    def close(self) -> None:
+        for db in self.opened:
+            db.close()
+        for dsn in self.dsns.values():
+            self.server.drop_database(dsn)
+
+
+@pytest.fixture
+def databases(
+    backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Databases | None]:
+    """Return the test's databases on the postgres backend (None on the local one)."""
+    if backend != "postgres":
+        yield None
+        return
+    dbs = Databases(request.getfixturevalue("pg_server"), monkeypatch)
+    yield dbs
+    dbs.close()
+
+
+def storage_for(databases: Databases | None, name: str) -> StorageConfig:
+    """Return the storage section of a config named ``name`` (the same database for the same name)."""
+    if databases is None:
+        return StorageConfig()
+    return StorageConfig(backend="postgres", dsn=Secret(databases.dsn(name)))
+
+
+def storage_env(databases: Databases | None, name: str = "data") -> dict[str, str]:
+    """Return the environment that points a ``newsqa`` process at the same storage as ``storage_for``."""
+    if databases is None:
+        return {}
+    return {"NEWSQA_STORAGE_BACKEND": "postgres", "NEWSQA_PG_DSN": databases.dsn(name)}
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, databases: Databases | None) -> Callable[..., Config]:
+    """Return a factory of configs whose data dir is under tmp_path (and database, on postgres)."""
 
     def make(name: str = "data", **search: object) -> Config:
         return Config(
             data_dir=str(tmp_path / name),
             search=dataclasses.replace(SearchConfig(), **search),  # type: ignore[arg-type]
             passages=PassageConfig(),
+            storage=storage_for(databases, name),
         )
 
     return make
@@ -57,11 +162,18 @@ def make_index(make_config: Callable[..., Config], encoder: Encoder) -> Callable
     return make
 
 
-@pytest.fixture(scope="session")
-def sample_index(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> NewsIndex:
-    """Return an index of the bundled sample corpus (shared by read-only tests)."""
-    config = Config(data_dir=str(tmp_path_factory.mktemp("sample") / "data"))
+@pytest.fixture(scope="session", params=BACKENDS)
+def sample_index(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, encoder: Encoder
+) -> Iterator[NewsIndex]:
+    """Return an index of the bundled sample corpus (shared by read-only tests), on each backend."""
+    storage = StorageConfig()
+    if request.param == "postgres":
+        server: PgServer = request.getfixturevalue("pg_server")
+        storage = StorageConfig(backend="postgres", dsn=Secret(new_database(server, "sample")))
+    config = Config(data_dir=str(tmp_path_factory.mktemp("sample") / "data"), storage=storage)
     index = NewsIndex.open(config, encoder=encoder, create=True)
     articles = [a for f in sorted(SAMPLE.glob("*.md")) for a in load_file(f)[0]]
     index.ingest(articles)
-    return index
+    yield index
+    index.close()

@@ -19,11 +19,12 @@ from typing import Any
 import pytest
 
 from bot.telegram import build_application, serve
-from retrieval.config import Config, PassageConfig, TelegramConfig
+from retrieval.config import Config, PassageConfig, Secret, StorageConfig, TelegramConfig
 from retrieval.encoder import Encoder
 from retrieval.loaders import make_article
 from retrieval.models import Article
 from retrieval.newsindex import NewsIndex
+from tests.conftest import BACKENDS, new_database
 from tests.fake_bot_api import FakeBotApi
 
 __all__ = [
@@ -205,13 +206,20 @@ def telegram_articles() -> list[Article]:
     ]
 
 
-@pytest.fixture(scope="session", name="telegram_index")
-def telegram_index_fixture(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Iterator[NewsIndex]:
-    """Return a real index (real encoder, FAISS, SQLite) of the Telegram test articles."""
+@pytest.fixture(scope="session", name="telegram_index", params=BACKENDS)
+def telegram_index_fixture(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, encoder: Encoder
+) -> Iterator[NewsIndex]:
+    """Return a real index (real encoder; FAISS and SQLite, or PostgreSQL) of the Telegram test articles."""
+    storage = StorageConfig()
+    if request.param == "postgres":
+        dsn = new_database(request.getfixturevalue("pg_server"), "telegram")
+        storage = StorageConfig(backend="postgres", dsn=Secret(dsn))
     # Long passages, so that one answer can need more than one message.
     config = Config(
         data_dir=str(tmp_path_factory.mktemp("telegram") / "data"),
         passages=PassageConfig(target_words=200, max_words=300),
+        storage=storage,
     )
     index = NewsIndex.open(config, encoder=encoder, create=True)
     index.ingest(telegram_articles())

@@ -13,25 +13,46 @@ from click.testing import CliRunner
 
 from bot.cli import cli
 
-from .conftest import FIXTURES, SAMPLE
+from .conftest import BACKENDS, FIXTURES, SAMPLE, Databases, new_database
 
 JSON_KEYS = {"question", "answered", "reason", "quotes"}
 QUOTE_KEYS = {"text", "highlight", "start", "end", "score", "link", "article", "also_in"}
 ARTICLE_KEYS = {"id", "url", "title", "source", "published"}
 
 
+class DataDir(str):
+    """A ``--data-dir`` argument that also carries the environment choosing its storage backend."""
+
+    env: dict[str, str]
+
+    @classmethod
+    def on(cls, folder: Path, dsn: str | None) -> DataDir:
+        made = cls(folder)
+        made.env = {"NEWSQA_STORAGE_BACKEND": "postgres", "NEWSQA_PG_DSN": dsn} if dsn else {}
+        return made
+
+
 def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+    env = next((a.env for a in args if isinstance(a, DataDir)), None)
+    result = CliRunner().invoke(cli, list(args), input=input, env=env, catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> str:
-    folder = tmp_path_factory.mktemp("cli") / "data"
-    code, _, err = run("--data-dir", str(folder), "ingest", str(SAMPLE), str(FIXTURES / "page_copy.txt"))
+@pytest.fixture(scope="module", params=BACKENDS)
+def data(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> DataDir:
+    """Return a data directory (or database) holding the sample articles and a page copy."""
+    dsn = new_database(request.getfixturevalue("pg_server"), "cli") if request.param == "postgres" else None
+    folder = DataDir.on(tmp_path_factory.mktemp("cli") / "data", dsn)
+    code, _, err = run("--data-dir", folder, "ingest", str(SAMPLE), str(FIXTURES / "page_copy.txt"))
     assert code == 0, err
     assert "11 added" in err or "11 added" in _
-    return str(folder)
+    return folder
+
+
+@pytest.fixture
+def empty_data(tmp_path: Path, databases: Databases | None) -> DataDir:
+    """Return an empty data directory (or database), on each backend."""
+    return DataDir.on(tmp_path / "d", databases.dsn("d") if databases is not None else None)
 
 
 def test_ask_prints_quotes_with_source_and_link(data: str) -> None:
@@ -112,8 +133,8 @@ def test_check_is_clean_after_ingest(data: str) -> None:
     assert code == 0 and out.startswith("ok: 11 articles")
 
 
-def test_remove_by_url_then_check(tmp_path: Path) -> None:
-    folder = str(tmp_path / "d")
+def test_remove_by_url_then_check(empty_data: DataDir) -> None:
+    folder = empty_data
     assert run("--data-dir", folder, "ingest", str(FIXTURES / "article.md"))[0] == 0
     url = json.loads(run("--data-dir", folder, "sources", "--json")[1])["url"]
     code, out, _ = run("--data-dir", folder, "remove", url)
@@ -129,8 +150,8 @@ def test_asking_before_anything_is_ingested(tmp_path: Path) -> None:
     assert err == f"newsqa: No index in {tmp_path / 'empty'} — run `newsqa ingest PATH` first\n"
 
 
-def test_bad_files_are_reported_and_nothing_stored_is_lost(tmp_path: Path) -> None:
-    folder = str(tmp_path / "d")
+def test_bad_files_are_reported_and_nothing_stored_is_lost(tmp_path: Path, empty_data: DataDir) -> None:
+    folder = empty_data
     assert run("--data-dir", folder, "ingest", str(FIXTURES / "articles_good.jsonl"))[0] == 0
     bad = tmp_path / "bad"
     bad.mkdir()

@@ -20,6 +20,7 @@ def test_the_example_config_loads_and_equals_the_defaults() -> None:
     assert config.passages == Config().passages
     assert config.telegram == Config().telegram
     assert config.web == Config().web
+    assert config.index == Config().index
 
 
 def test_environment_overrides_single_keys(tmp_path: Path) -> None:

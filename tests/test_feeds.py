@@ -16,6 +16,7 @@ from retrieval.errors import LoaderError
 from retrieval.feeds import FetchCache, html_to_text, ingest_source, is_feed, parse_feed, poll_feed
 from retrieval.newsindex import NewsIndex
 from retrieval.web import Fetcher, FetchError, ingest_url
+from tests.conftest import Databases, storage_for
 from tests.web_fixtures import MALFORMED_FEED, STORIES, Item, WebSite, atom, rss, site_fixture  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
@@ -37,6 +38,16 @@ class CountingEncoder(Encoder):
         self.texts += len(texts)
         return self.inner.embed_batch(texts)
 
+    def embed_passages(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        # One pass per passage: its sentence vectors are pooled from it, not encoded again.
+        self.texts += len(texts)
+        return self.inner.embed_passages(texts, spans, progress)
+
 
 @pytest.fixture
 def counting(encoder: Encoder) -> CountingEncoder:
@@ -44,9 +55,9 @@ def counting(encoder: Encoder) -> CountingEncoder:
 
 
 @pytest.fixture
-def make(tmp_path: Path, counting: CountingEncoder) -> Iterator[Callable[[], NewsIndex]]:
-    """Return a factory of indexes over one data dir (several opens share the store)."""
-    config = Config(data_dir=str(tmp_path / "data"), web=WEB)
+def make(tmp_path: Path, counting: CountingEncoder, databases: Databases | None) -> Iterator[Callable[[], NewsIndex]]:
+    """Return a factory of indexes over one data dir or database (several opens share the store)."""
+    config = Config(data_dir=str(tmp_path / "data"), web=WEB, storage=storage_for(databases, "data"))
     opened: list[NewsIndex] = []
 
     def open_index() -> NewsIndex:
@@ -240,14 +251,14 @@ def test_a_malformed_feed_fails_without_touching_the_index(site: WebSite, make: 
     with Fetcher(WEB) as fetcher, pytest.raises(LoaderError, match="not a valid RSS or Atom feed"):
         ingest_source(index, url, fetcher)
     assert index.stats().articles == 0
-    assert FetchCache(index.store).get(url) is None
+    assert FetchCache.of(index.store).get(url) is None
 
 
 def test_the_cache_survives_in_the_store(site: WebSite, make: Callable[[], NewsIndex]) -> None:
     url = stories_feed(site, 1)
     with Fetcher(WEB) as fetcher:
         poll_feed(make(), FeedConfig(url=url), fetcher)
-    row = FetchCache(make().store).get(url)
+    row = FetchCache.of(make().store).get(url)
     assert row is not None and row.validators.etag
     assert make().check().ok
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import Databases, storage_env
 from tests.fake_bot_api import FakeBotApi
 from tests.telegram_fixtures import TOKEN, fake_api_fixture  # noqa: F401
 from tests.web_fixtures import STORIES, Item, Story, WebSite, site_fixture  # noqa: F401
@@ -209,7 +210,7 @@ def feed_of(site: WebSite, stories: list[Story]) -> str:
 
 
 def test_serve_ingests_a_feed_answers_from_it_picks_up_new_entries_and_stops_cleanly(
-    fake_api: FakeBotApi, site: WebSite, tmp_path: Path
+    fake_api: FakeBotApi, site: WebSite, tmp_path: Path, databases: Databases | None
 ) -> None:
     data = tmp_path / "data"
     port = free_port()
@@ -219,7 +220,7 @@ def test_serve_ingests_a_feed_answers_from_it_picks_up_new_entries_and_stops_cle
         tmp_path,
         fake_api,
         service_config(data, feed_url, port),
-        {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "1000000"},
+        {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "1000000", **storage_env(databases)},
     ).start()
     try:
         fake_api.wait_polling(timeout=90)
@@ -352,7 +353,7 @@ class WebhookFakeApi(FakeBotApi):
 
 
 def test_serve_in_webhook_mode_checks_the_secret_answers_and_stops(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, databases: Databases | None
 ) -> None:
     import tests.fake_bot_api_checks as checks
 
@@ -364,7 +365,9 @@ def test_serve_in_webhook_mode_checks_the_secret_answers_and_stops(
         f'webhook_url = "https://bot.example.org/tg/hook"\nport = {port}\n'
     )
     with WebhookFakeApi(TOKEN) as api:
-        service = ServeProcess(tmp_path, api, config, {"NEWSQA_SERVE_SECRET_TOKEN": "s3cret_abc"})
+        service = ServeProcess(
+            tmp_path, api, config, {"NEWSQA_SERVE_SECRET_TOKEN": "s3cret_abc", **storage_env(databases)}
+        )
         assert service.run_cli("ingest", str(Path(__file__).parents[1] / "bot" / "sample" / "articles")).returncode == 0
         service.start()
         try:

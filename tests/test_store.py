@@ -110,6 +110,7 @@ def test_asking_an_empty_data_dir_says_to_ingest_first(make_config: Callable[...
         NewsIndex.open(make_config("nothing-here"))
 
 
+@pytest.mark.local_only
 def test_check_finds_a_stale_index_and_repair_fixes_it(make_index: Callable[..., NewsIndex]) -> None:
     index = make_index()
     index.ingest([make_article(STORY, url="https://example.org/ferry")])
@@ -146,6 +147,7 @@ def test_another_process_s_writes_are_seen_after_refresh(
     )
 
 
+@pytest.mark.local_only
 def test_a_reader_keeps_its_snapshot_while_another_writer_is_between_batches(
     make_index: Callable[..., NewsIndex],
     make_config: Callable[..., Config],

@@ -194,14 +194,23 @@ def test_feedback_is_stored_with_question_quote_ids_and_chat(
     fake_api.wait_for("answerCallbackQuery", lambda c: c.params["callback_query_id"] == query)
     assert fake_api.callback_queries[query]["answer"]["text"] == "Thanks for the feedback!"
     qid = int(answer["reply_markup"]["inline_keyboard"][0][1]["callback_data"].split(":")[1])
-    db = sqlite3.connect(telegram_index.folder / "newsqa.sqlite3")
-    row = db.execute(
-        "SELECT value, chat_id, user_id, passage_ids FROM feedback WHERE question_id = ?", (qid,)
-    ).fetchone()
-    shown = db.execute("SELECT passage_ids FROM questions WHERE id = ?", (qid,)).fetchone()
-    db.close()
-    assert row[:3] == (-1, BEN["id"], BEN["id"])
-    assert json.loads(row[3]) == json.loads(shown[0]) != []
+    if telegram_index.config.storage.backend == "postgres":
+        with telegram_index.store.connection() as con:
+            row = con.execute(
+                "SELECT value, chat_id, user_id, passage_ids FROM feedback WHERE question_id = %s", (qid,)
+            ).fetchone()
+            shown = con.execute("SELECT passage_ids FROM questions WHERE id = %s", (qid,)).fetchone()
+        stored, asked = row[3], shown[0]
+    else:
+        db = sqlite3.connect(telegram_index.folder / "newsqa.sqlite3")
+        row = db.execute(
+            "SELECT value, chat_id, user_id, passage_ids FROM feedback WHERE question_id = ?", (qid,)
+        ).fetchone()
+        shown = db.execute("SELECT passage_ids FROM questions WHERE id = ?", (qid,)).fetchone()
+        db.close()
+        stored, asked = json.loads(row[3]), json.loads(shown[0])
+    assert tuple(row[:3]) == (-1, BEN["id"], BEN["id"])
+    assert stored == asked != []
     fake_api.wait_for("editMessageReplyMarkup")
     assert buttons(fake_api.sent(BEN["id"])[-1])[:2] == ["👍", "👎 ✓"]
 

@@ -39,6 +39,8 @@ def test_newsqa_bot_answers_through_the_fake_and_stops_on_sigterm(
         "NEWSQA_CONFIG": str(tmp_path / "none.toml"),
     }
     (tmp_path / "none.toml").write_text("", encoding="utf-8")
+    if telegram_index.config.storage.backend == "postgres":
+        env.update(NEWSQA_STORAGE_BACKEND="postgres", NEWSQA_PG_DSN=telegram_index.config.storage.dsn.reveal())
     stderr = tmp_path / "stderr.log"
     with stderr.open("wb") as err:
         process = subprocess.Popen(

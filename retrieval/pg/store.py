@@ -1,0 +1,432 @@
+"""The PostgreSQL store: the local ``Store``'s operations over tables shared by many processes.
+
+Each passage row carries its vector (pgvector, HNSW index) and its terms (a ``tsvector`` of
+newsqa's own tokens with their positions, GIN index), so both indexes change in the same
+transaction as the rows and there is nothing to rebuild.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from retrieval.errors import EmptyIndexError, NotFoundError, StoreError
+from retrieval.lexical import tokenize
+from retrieval.models import Article, Passage
+from retrieval.pg.connect import Database
+from retrieval.pg.migrations import INDEX_DDL, check_version, current_version, dimension_ddl, upgrade
+from retrieval.sentvecs import SentenceVectors
+from retrieval.store import SourceInfo, Store, UsageStats, index_text
+
+__all__ = ["PgStore", "parse_time", "quote_term", "terms_literal", "vector_literal"]
+
+# Writers of one database take this advisory lock for a whole ingest or removal, as local
+# writers take the data directory's lock file.
+WRITER_LOCK = 7_245_102
+
+_ARTICLE_COLUMNS = "id, url, title, source, published, language, text, fetched_at, duplicate_of"
+
+
+def vector_literal(vector: np.ndarray) -> str:
+    """Return pgvector's text form of a float32 vector (exact: floats print as their shortest repr)."""
+    return "[" + ",".join(map(str, np.asarray(vector, dtype=np.float32).tolist())) + "]"
+
+
+def quote_term(term: str) -> str:
+    """Return a term quoted as a ``tsvector``/``tsquery`` lexeme (taken as is, no parsing)."""
+    return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def terms_literal(tokens: Sequence[str]) -> str:
+    """Return a ``tsvector`` literal of these tokens, each with its positions (so tf = #positions)."""
+    positions: dict[str, list[int]] = {}
+    for i, token in enumerate(tokens, start=1):
+        positions.setdefault(token, []).append(min(i, 16383))
+    return " ".join(f"{quote_term(t)}:{','.join(map(str, p[:256]))}" for t, p in positions.items())
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """Return a stored ISO 8601 time as a datetime."""
+    return datetime.fromisoformat(value) if value else None
+
+
+def _article(row: dict[str, Any]) -> Article:
+    return Article(
+        id=row["id"],
+        url=row["url"],
+        text=row["text"],
+        title=row["title"],
+        source=row["source"],
+        published=parse_time(row["published"]),
+        language=row["language"],
+        fetched_at=parse_time(row["fetched_at"]),
+    )
+
+
+def _vector(value: Any) -> np.ndarray:
+    return np.asarray(value, dtype=np.float32)
+
+
+class PgStore(Store):
+    """Articles and passages in PostgreSQL; safe to share between threads and processes.
+
+    Methods that take ``con`` run inside the caller's :meth:`transaction`.
+    """
+
+    def __init__(self, db: Database, *, create: bool = False) -> None:
+        # Store.__init__ opens a SQLite file; this store has none.
+        self.db = db
+        self.path = None  # type: ignore[assignment]
+        with db.connection() as con:
+            version = current_version(con)
+            if version == 0:
+                if not create:
+                    raise EmptyIndexError("No newsqa tables in the database yet — run `newsqa ingest PATH` first")
+                upgrade(con)  # a fresh database is set up by its first writer, like a new data directory
+            check_version(con)
+
+    @classmethod
+    def upgrade(cls, db: Database) -> list[str]:
+        """Apply pending migrations; return their descriptions."""
+        with db.connection() as con:
+            return [f"{m.version}: {m.description}" for m in upgrade(con)]
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        """Lend a connection to the primary (autocommit)."""
+        with self.db.connection() as con:
+            yield con
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """Yield a connection inside one transaction that bumps the generation on commit."""
+        with self.db.transaction() as con:
+            yield con
+            con.execute("UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'generation'")
+            con.execute(
+                "INSERT INTO meta (key, value) VALUES ('updated_at', %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (datetime.now(timezone.utc).isoformat(timespec="seconds"),),
+            )
+
+    @contextmanager
+    def writing(self, wait: float = 600.0) -> Iterator[None]:
+        """Hold the database-wide writer lock (one ingest or removal at a time, across machines).
+
+        The lock belongs to the session: if this process dies, the database releases it.
+        """
+        with self.db.connection() as con:
+            deadline = time.monotonic() + wait
+            while not con.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK,)).fetchone()[0]:
+                if time.monotonic() >= deadline:
+                    raise StoreError("another newsqa process is writing to the database; try again when it is done")
+                time.sleep(0.2)
+            try:
+                yield
+            finally:
+                con.execute("SELECT pg_advisory_unlock(%s)", (WRITER_LOCK,))
+
+    def close(self) -> None:
+        """Nothing to do per thread: connections go back to the pool after each use."""
+
+    # -- meta ----------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        """Return a meta value."""
+        # From the primary: writers decide on these (encoder, dimension, generation).
+        with self.db.connection() as con:
+            row = con.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str, con: Any = None) -> None:
+        """Set a meta value (inside ``con``'s transaction when given)."""
+        sql = "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        if con is not None:
+            con.execute(sql, (key, value))
+            return
+        with self.db.connection() as own:
+            own.execute(sql, (key, value))
+
+    def set_dimension(self, con: Any, dim: int, *, index: bool = True) -> None:
+        """Fix the vector column's dimension and (with ``index``) build its HNSW index."""
+        for statement in dimension_ddl(dim):
+            con.execute(statement)
+        if index:
+            con.execute(INDEX_DDL)
+
+    def build_vector_index(self, con: Any) -> None:
+        """Build the HNSW index (after a bulk copy: faster than growing it row by row)."""
+        con.execute("SET LOCAL statement_timeout = 0")
+        con.execute(INDEX_DDL)
+
+    def generation(self) -> int:
+        """Return the number of committed writes so far."""
+        return int(self.get_meta("generation") or 0)
+
+    # -- articles ------------------------------------------------------------------------------
+    def _rows(self, sql: str, params: Sequence[Any] = (), *, read_only: bool = True) -> list[dict[str, Any]]:
+        with self.db.connection(read_only=read_only) as con, con.cursor(row_factory=self.db.dict_row) as cur:
+            return list(cur.execute(sql, params).fetchall())
+
+    def find_article(self, id_or_url: str) -> Article:
+        """Return the article with this id or URL, else raise NotFoundError."""
+        rows = self._rows(
+            f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id = %s OR url = %s LIMIT 1",  # noqa: S608
+            (id_or_url, id_or_url),
+            read_only=False,  # removals look articles up: never through a lagging replica
+        )
+        if not rows:
+            raise NotFoundError(f"no article with id or URL {id_or_url!r}; see `newsqa sources`")
+        return _article(rows[0])
+
+    def articles(self, ids: Iterable[str]) -> dict[str, Article]:
+        """Return the articles with these ids."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+        rows = self._rows(f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id = ANY(%s)", (wanted,))  # noqa: S608
+        return {r["id"]: _article(r) for r in rows}
+
+    def article_state(self, article_id: str) -> tuple[str, str | None] | None:
+        """Return ``(content_hash, duplicate_of)`` of a stored article, or None."""
+        rows = self._rows(
+            "SELECT content_hash, duplicate_of FROM articles WHERE id = %s", (article_id,), read_only=False
+        )
+        return None if not rows else (rows[0]["content_hash"], rows[0]["duplicate_of"])
+
+    def original_with_hash(self, digest: str, con: Any) -> str | None:
+        """Return the id of an indexed article with exactly this text, if any."""
+        row = con.execute(
+            "SELECT id FROM articles WHERE content_hash = %s AND duplicate_of IS NULL LIMIT 1", (digest,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def copies_of(self, ids: Iterable[str]) -> dict[str, list[Article]]:
+        """Return, for each article id, the stored copies of it under other URLs."""
+        wanted = list(dict.fromkeys(ids))
+        out: dict[str, list[Article]] = {}
+        if not wanted:
+            return out
+        rows = self._rows(
+            f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE duplicate_of = ANY(%s)"  # noqa: S608
+            " ORDER BY published NULLS FIRST, url",
+            (wanted,),
+        )
+        for row in rows:
+            out.setdefault(row["duplicate_of"], []).append(_article(row))
+        return out
+
+    def put_article(self, con: Any, article: Article, digest: str, duplicate_of: str | None) -> None:
+        """Insert or replace an article row (passages are handled separately)."""
+        con.execute(
+            "INSERT INTO articles (id, url, title, source, published, published_at, language, text, content_hash,"
+            " duplicate_of, fetched_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (id) DO UPDATE SET url = excluded.url, title = excluded.title, source = excluded.source,"
+            " published = excluded.published, published_at = excluded.published_at, language = excluded.language,"
+            " text = excluded.text, content_hash = excluded.content_hash, duplicate_of = excluded.duplicate_of,"
+            " fetched_at = excluded.fetched_at",
+            (
+                article.id,
+                article.url,
+                article.title,
+                article.source,
+                article.published.isoformat() if article.published else None,
+                article.published,
+                article.language,
+                article.text,
+                digest,
+                duplicate_of,
+                article.fetched_at.isoformat() if article.fetched_at else None,
+            ),
+        )
+
+    def delete_passages(self, con: Any, article_id: str) -> list[int]:
+        """Delete an article's passages and return their ids."""
+        rows = con.execute("DELETE FROM passages WHERE article_id = %s RETURNING id", (article_id,)).fetchall()
+        return sorted(int(r[0]) for r in rows)
+
+    def add_passages(
+        self,
+        con: Any,
+        article_id: str,
+        spans: Sequence[tuple[int, int, int, str]],
+        vectors: np.ndarray,
+        sentences: Sequence[SentenceVectors | None] | None = None,
+    ) -> list[int]:
+        """Insert passages ``(ordinal, start, end, text)`` with their vectors and terms; return their ids.
+
+        The article row must already be written in this transaction (its title is indexed too).
+        """
+        if not spans:
+            return []
+        row = con.execute("SELECT title FROM articles WHERE id = %s", (article_id,)).fetchone()
+        tokens = tokenize([index_text(row[0] if row else None, text) for _, _, _, text in spans])
+        rows = [
+            (article_id, ordinal, start, end, text, terms_literal(toks), len(toks), vector_literal(vec))
+            for (ordinal, start, end, text), toks, vec in zip(spans, tokens, vectors, strict=True)
+        ]
+        ids: list[int] = []
+        with con.cursor() as cur:
+            cur.executemany(
+                'INSERT INTO passages (article_id, ordinal, start, "end", text, terms, n_terms, embedding)'
+                " VALUES (%s, %s, %s, %s, %s, %s::tsvector, %s, %s::vector) RETURNING id",
+                rows,
+                returning=True,
+            )
+            while True:
+                ids.append(int(cur.fetchone()[0]))
+                if not cur.nextset():
+                    break
+            extra = sentences if sentences is not None else [None] * len(spans)
+            packed = [(pid, sent.pack()) for pid, sent in zip(ids, extra, strict=True) if sent is not None]
+            if packed:
+                cur.executemany("INSERT INTO passage_sentences (passage_id, sentences) VALUES (%s, %s)", packed)
+        return ids
+
+    def remove_article(self, con: Any, article_id: str) -> tuple[list[int], str | None]:
+        """Delete an article; its passages move to a stored copy if there is one.
+
+        Returns the ids of passages that are gone and the id of the copy that took them over.
+        """
+        heir = con.execute(
+            "SELECT id FROM articles WHERE duplicate_of = %s ORDER BY added_at, id LIMIT 1", (article_id,)
+        ).fetchone()
+        if heir is not None:
+            # A copy has the same text, so the passages, offsets and vectors stay valid for it.
+            # (The terms hold the original's title, as the local BM25 index does until a rebuild.)
+            heir_id = str(heir[0])
+            con.execute("UPDATE passages SET article_id = %s WHERE article_id = %s", (heir_id, article_id))
+            con.execute("UPDATE articles SET duplicate_of = NULL WHERE id = %s", (heir_id,))
+            con.execute("UPDATE articles SET duplicate_of = %s WHERE duplicate_of = %s", (heir_id, article_id))
+            con.execute("DELETE FROM articles WHERE id = %s", (article_id,))
+            return [], heir_id
+        gone = self.delete_passages(con, article_id)
+        con.execute("DELETE FROM articles WHERE id = %s", (article_id,))
+        return gone, None
+
+    # -- passages ------------------------------------------------------------------------------
+    def passages(self, ids: Iterable[int]) -> dict[int, Passage]:
+        """Return the passages with these ids."""
+        wanted = [int(i) for i in dict.fromkeys(ids)]
+        if not wanted:
+            return {}
+        rows = self._rows(
+            'SELECT id, article_id, ordinal, start, "end", text FROM passages WHERE id = ANY(%s)', (wanted,)
+        )
+        return {
+            int(r["id"]): Passage(int(r["id"]), r["article_id"], r["ordinal"], r["start"], r["end"], r["text"])
+            for r in rows
+        }
+
+    def iter_passages(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, list[str], np.ndarray]]:
+        """Yield ``(ids, texts, vectors)`` in id order (the texts are title + passage, as indexed)."""
+        last = -1
+        while True:
+            rows = self._rows(
+                "SELECT p.id, p.text, p.embedding::real[] AS embedding, a.title FROM passages p"
+                " JOIN articles a ON a.id = p.article_id WHERE p.id > %s ORDER BY p.id LIMIT %s",
+                (last, batch),
+                read_only=False,
+            )
+            if not rows:
+                return
+            ids = np.array([r["id"] for r in rows], dtype=np.int64)
+            texts = [index_text(r["title"], r["text"]) for r in rows]
+            vectors = np.vstack([_vector(r["embedding"]) for r in rows])
+            last = int(ids[-1])
+            yield ids, texts, vectors
+
+    def passage_vectors(self, ids: Sequence[int]) -> np.ndarray:
+        """Return the stored vectors of these passages, in order."""
+        rows = self._rows(
+            "SELECT id, embedding::real[] AS embedding FROM passages WHERE id = ANY(%s)", ([int(i) for i in ids],)
+        )
+        by_id = {int(r["id"]): r["embedding"] for r in rows}
+        return np.vstack([_vector(by_id[int(i)]) for i in ids])
+
+    def sentence_vectors(self, ids: Iterable[int]) -> dict[int, SentenceVectors]:
+        """Return the stored sentence vectors of these passages (those stored without have none)."""
+        wanted = [int(i) for i in dict.fromkeys(ids)]
+        if not wanted:
+            return {}
+        rows = self._rows("SELECT passage_id, sentences FROM passage_sentences WHERE passage_id = ANY(%s)", (wanted,))
+        return {int(r["passage_id"]): SentenceVectors.unpack(bytes(r["sentences"])) for r in rows}
+
+    def counts(self) -> tuple[int, int]:
+        """Return ``(articles, passages)``."""
+        rows = self._rows(
+            "SELECT (SELECT count(*) FROM articles) AS a, (SELECT count(*) FROM passages) AS p", read_only=False
+        )
+        return int(rows[0]["a"]), int(rows[0]["p"])
+
+    def sources(self, limit: int | None = None, offset: int = 0) -> list[SourceInfo]:
+        """Return articles newest first with their passage counts."""
+        rows = self._rows(
+            f"SELECT {_ARTICLE_COLUMNS}, (SELECT count(*) FROM passages p"  # noqa: S608
+            " WHERE p.article_id = COALESCE(a.duplicate_of, a.id)) AS n"
+            " FROM articles a ORDER BY COALESCE(a.published_at, a.added_at) DESC, a.id LIMIT %s OFFSET %s",
+            (limit, offset),
+        )
+        return [SourceInfo(_article(r), int(r["n"])) for r in rows]
+
+    def check_rows(self) -> Iterator[tuple[int, str, int, int, str, str | None]]:
+        """Yield ``(passage id, article id, start, end, passage text, article text)`` for checking."""
+        rows = self._rows(
+            'SELECT p.id, p.article_id, p.start, p."end", p.text, a.text AS article_text FROM passages p'
+            " LEFT JOIN articles a ON a.id = p.article_id ORDER BY p.id",
+            read_only=False,
+        )
+        for r in rows:
+            yield int(r["id"]), r["article_id"], r["start"], r["end"], r["text"], r["article_text"]
+
+    # -- questions and feedback ----------------------------------------------------------------
+    def log_question(
+        self,
+        question: str,
+        channel: str,
+        chat_id: int | None,
+        user_id: int | None,
+        answered: bool,
+        passage_ids: Sequence[int],
+    ) -> int:
+        """Record a question; return its id."""
+        with self.db.connection() as con:
+            row = con.execute(
+                "INSERT INTO questions (question, channel, chat_id, user_id, answered, passage_ids)"
+                " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                (question, channel, chat_id, user_id, answered, [int(p) for p in passage_ids]),
+            ).fetchone()
+        return int(row[0])
+
+    def get_question(self, question_id: int) -> str | None:
+        """Return a recorded question's text."""
+        rows = self._rows("SELECT question FROM questions WHERE id = %s", (question_id,), read_only=False)
+        return None if not rows else str(rows[0]["question"])
+
+    def record_feedback(
+        self, question_id: int, value: int, chat_id: int | None, user_id: int | None, passage_ids: Sequence[int]
+    ) -> None:
+        """Record a thumbs up (+1) or down (-1) for an answer."""
+        if value not in (1, -1):
+            raise ValueError("feedback is +1 or -1")
+        with self.db.connection() as con:
+            con.execute(
+                "INSERT INTO feedback (question_id, value, chat_id, user_id, passage_ids) VALUES (%s, %s, %s, %s, %s)",
+                (question_id, value, chat_id, user_id, [int(p) for p in passage_ids]),
+            )
+
+    def usage(self) -> UsageStats:
+        """Return question and feedback counts."""
+        rows = self._rows(
+            "SELECT (SELECT count(*) FROM questions) AS q,"
+            " (SELECT count(*) FROM questions WHERE NOT answered) AS nf,"
+            " (SELECT count(*) FROM feedback WHERE value = 1) AS up,"
+            " (SELECT count(*) FROM feedback WHERE value = -1) AS down",
+            read_only=False,
+        )
+        r = rows[0]
+        return UsageStats(int(r["q"]), int(r["nf"]), int(r["up"]), int(r["down"]))

@@ -1,0 +1,305 @@
+"""The postgres backend on a real PostgreSQL + pgvector: schema versions, ranking like the local
+backend, several processes on one database, migration both ways, a database restart.
+
+The end-to-end tests of the core run on this backend too (conftest's ``backend`` parameter);
+these are the behaviours only a shared database has.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import cli
+from retrieval.config import Config, Secret, StorageConfig, load_config
+from retrieval.encoder import Encoder
+from retrieval.errors import EmptyIndexError, StoreError
+from retrieval.loaders import load_file, make_article
+from retrieval.models import Answer
+from retrieval.newsindex import NewsIndex
+from tests.conftest import SAMPLE
+from tests.pg_server import PgServer
+from tests.pg_server import available as postgres_available
+
+pytestmark = pytest.mark.skipif(
+    not postgres_available(), reason="the postgres extra is not installed: pip install -e '.[postgres]'"
+)
+
+QUESTIONS = (
+    "How far did the Kestrel probe travel?",
+    "How big is the asteroid Vella?",
+    "What interest rate did the National Bank of Norland decide on?",
+    "Who scored the winning penalty?",
+    "router password",
+)
+# Filters apply while candidates are found in the database, after (from 8x deeper lists) locally.
+FILTERED = ("What did the council vote for? source:gazette", "wildfire evacuation since:2025-01-01")
+
+
+def _sample() -> list:  # type: ignore[type-arg]
+    return [a for f in sorted(SAMPLE.glob("*.md")) for a in load_file(f)[0]]
+
+
+@pytest.fixture
+def pg_dsn(pg_server: PgServer, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Return the DSN of a fresh database, dropped after the test."""
+    name = "x_" + request.node.name.lower().replace("[", "_").replace("]", "").replace("-", "_")[:50]
+    dsn = pg_server.create_database(name)
+    yield dsn
+    pg_server.drop_database(dsn)
+
+
+def _same_answer(a: Answer, b: Answer) -> bool:
+    """The same quotes, marks and copies; scores equal to 1e-3 (the local BM25 may be float16)."""
+
+    def shape(x: Answer) -> list[object]:
+        return [x.answered, x.reason] + [
+            (q.passage_id, q.text, q.highlight, q.link, [c.id for c in q.also_in]) for q in x.quotes
+        ]
+
+    return shape(a) == shape(b) and all(abs(p.score - q.score) <= 1e-3 for p, q in zip(a.quotes, b.quotes, strict=True))
+
+
+def _pg_config(dsn: str, data_dir: Path, **storage: object) -> Config:
+    return Config(
+        data_dir=str(data_dir),
+        storage=StorageConfig(backend="postgres", dsn=Secret(dsn), **storage),  # type: ignore[arg-type]
+    )
+
+
+def _cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_importing_the_core_loads_no_database_driver() -> None:
+    code = "import sys, retrieval, retrieval.newsindex; print([m for m in sys.modules if m.startswith('psycopg')])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_dsn_is_a_secret_and_the_pg_env_var_wins(tmp_path: Path) -> None:
+    config = load_config(
+        None,
+        env={
+            "NEWSQA_STORAGE_BACKEND": "postgres",
+            "NEWSQA_STORAGE_DSN": "host=a password=first",
+            "NEWSQA_PG_DSN": "host=b password=hunter2",
+        },
+    )
+    assert config.storage.backend == "postgres"
+    assert config.storage.dsn.reveal() == "host=b password=hunter2"
+    assert "hunter2" not in repr(config) and "hunter2" not in str(config.storage)
+
+
+def test_db_upgrade_creates_the_schema_once_and_a_newer_schema_is_refused(pg_dsn: str, tmp_path: Path) -> None:
+    env = {"NEWSQA_STORAGE_BACKEND": "postgres", "NEWSQA_PG_DSN": pg_dsn, "NEWSQA_DATA_DIR": str(tmp_path)}
+    code, out, err = _cli(env, "db", "upgrade")
+    assert code == 0, err
+    assert "applied migration 1" in out and "version 1" in out
+    code, out, _ = _cli(env, "db", "upgrade")
+    assert code == 0 and "already up to date" in out
+    import psycopg
+
+    with psycopg.connect(pg_dsn, autocommit=True) as con:
+        con.execute("INSERT INTO schema_version (version, description) VALUES (99, 'from the future')")
+    code, out, err = _cli(env, "sources")
+    assert code == 1
+    assert err.strip() == (
+        "newsqa: the database schema is version 99, newer than this newsqa knows (1); upgrade newsqa"
+    )
+    code, _, err = _cli(env, "db", "upgrade")
+    assert code == 1 and "newer than this newsqa" in err
+
+
+def test_an_empty_database_says_to_ingest_first(pg_dsn: str, tmp_path: Path) -> None:
+    with pytest.raises(EmptyIndexError, match="newsqa ingest"):
+        NewsIndex.open(_pg_config(pg_dsn, tmp_path))
+
+
+def test_the_database_ranks_exactly_like_the_local_backend(pg_dsn: str, tmp_path: Path, encoder: Encoder) -> None:
+    """Same candidates, BM25 and fusion: the same passages in the same order with the same scores."""
+    articles = _sample()
+    pg = NewsIndex.open(_pg_config(pg_dsn, tmp_path / "pg"), encoder=encoder, create=True)
+    local = NewsIndex.open(Config(data_dir=str(tmp_path / "local")), encoder=encoder, create=True)
+    try:
+        pg.ingest(articles)
+        local.ingest(articles)
+        for question in QUESTIONS:
+            for fusion in ("weighted", "rrf", "dense", "lexical"):
+                ours = pg.search(question, 10, fusion)
+                theirs = local.search(question, 10, fusion)
+                assert [h.passage.id for h in ours] == [h.passage.id for h in theirs], (question, fusion)
+                # The local BM25 index may keep its scores as float16 (3 significant digits).
+                for a, b in zip(ours, theirs, strict=True):
+                    assert a.fused == pytest.approx(b.fused, abs=1e-3)
+                    assert a.dense == pytest.approx(b.dense, abs=1e-4)
+                    assert a.lexical == pytest.approx(b.lexical, rel=1e-3, abs=1e-3)
+            assert _same_answer(pg.ask(question), local.ask(question)), question
+        ids = range(1, 41)
+        assert pg.store.sentence_vectors(ids).keys() == local.store.sentence_vectors(ids).keys()
+        for question in FILTERED:
+            ours_first, theirs_first = pg.ask(question).quotes[0], local.ask(question).quotes[0]
+            assert ours_first.passage_id == theirs_first.passage_id
+            assert ours_first.score == pytest.approx(theirs_first.score, abs=1e-3)
+    finally:
+        pg.close()
+
+
+def test_an_article_ingested_by_one_process_is_answered_by_another_at_once(
+    pg_dsn: str, tmp_path: Path, encoder: Encoder
+) -> None:
+    config = _pg_config(pg_dsn, tmp_path)
+    writer = NewsIndex.open(config, encoder=encoder, create=True)
+    writer.ingest(_sample()[:3])
+    reader = NewsIndex.open(config, encoder=encoder)
+    try:
+        question = "How many earthquakes were recorded under Mount Orrin?"
+        assert not reader.ask(question).answered
+        writer.ingest(
+            [
+                make_article(
+                    "Volcanologists recorded 212 small earthquakes under Mount Orrin overnight.",
+                    url="https://example.org/orrin",
+                )
+            ]
+        )
+        answer = reader.ask(question)  # no refresh: every question reads the database
+        assert answer.quotes[0].article.url == "https://example.org/orrin"
+        assert reader.refresh() is True and reader.refresh() is False
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_migrate_copies_both_ways_without_embedding_again(
+    pg_dsn: str, tmp_path: Path, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local_dir = tmp_path / "local"
+    local = NewsIndex.open(Config(data_dir=str(local_dir)), encoder=encoder, create=True)
+    local.ingest(_sample())
+    before = {q: local.ask(q) for q in QUESTIONS + FILTERED}
+    local.close()
+
+    def no_encoder(*_: object) -> Encoder:
+        raise AssertionError("migrate must not embed")
+
+    monkeypatch.setattr("retrieval.newsindex.load_encoder", no_encoder)
+    env = {"NEWSQA_STORAGE_BACKEND": "postgres", "NEWSQA_PG_DSN": pg_dsn}
+    code, out, err = _cli(env, "--data-dir", str(local_dir), "migrate", "--from", "local", "--to", "postgres")
+    assert code == 0, err
+    assert out.strip() == "copied 10 articles and 40 passages from local to postgres"
+    code, _, err = _cli(env, "--data-dir", str(local_dir), "migrate", "--from", "local", "--to", "postgres")
+    assert code == 1 and "already holds 10 articles" in err
+    back_dir = tmp_path / "back"
+    code, out, err = _cli(env, "--data-dir", str(back_dir), "migrate", "--from", "postgres", "--to", "local")
+    assert code == 0, err
+    monkeypatch.undo()
+
+    pg = NewsIndex.open(_pg_config(pg_dsn, tmp_path), encoder=encoder)
+    back = NewsIndex.open(Config(data_dir=str(back_dir)), encoder=encoder)
+    try:
+        assert pg.check().ok and back.check().ok
+        stored = back.store.sentence_vectors(range(1, 41))
+        assert stored.keys() == pg.store.sentence_vectors(range(1, 41)).keys()
+        for question, answer in before.items():
+            assert _same_answer(back.ask(question), answer), question
+            if question not in FILTERED:
+                assert _same_answer(pg.ask(question), answer), question
+        # New passages in the database continue after the copied ids.
+        report = pg.ingest([make_article("A new ferry terminal opened in Lindqvist Bay.", url="https://example.org/n")])
+        assert report.added == 1 and pg.check().ok
+    finally:
+        pg.close()
+
+
+def test_answers_resume_after_the_database_restarts(
+    pg_server: PgServer, pg_dsn: str, tmp_path: Path, encoder: Encoder
+) -> None:
+    index = NewsIndex.open(_pg_config(pg_dsn, tmp_path), encoder=encoder, create=True)
+    try:
+        index.ingest(_sample())
+        question = "How far did the Kestrel probe travel?"
+        assert index.ask(question).answered
+        pg_server.halt()
+        try:
+            with pytest.raises(StoreError) as failed:
+                index.ask(question)
+            assert "\n" not in str(failed.value)
+        finally:
+            pg_server.resume()
+        assert index.ask(question).answered
+    finally:
+        index.close()
+
+
+def test_a_statement_over_the_timeout_is_cancelled_with_one_line(pg_dsn: str, tmp_path: Path, encoder: Encoder) -> None:
+    index = NewsIndex.open(_pg_config(pg_dsn, tmp_path, statement_timeout=0.2), encoder=encoder, create=True)
+    try:
+        with pytest.raises(StoreError, match="statement timeout"), index.store.connection() as con:
+            con.execute("SELECT pg_sleep(2)")
+    finally:
+        index.close()
+
+
+def test_a_read_only_replica_dsn_answers_and_writes_go_to_the_primary(
+    pg_dsn: str, tmp_path: Path, encoder: Encoder
+) -> None:
+    """The replica here is the same server reached with read-only sessions: a write through it would fail."""
+    replica = pg_dsn + " options='-c default_transaction_read_only=on'"
+    config = _pg_config(pg_dsn, tmp_path, replica_dsn=Secret(replica))
+    index = NewsIndex.open(config, encoder=encoder, create=True)
+    try:
+        index.ingest(_sample())
+        assert index.ask("How big is the asteroid Vella?").answered
+        with index.store.db.connection(read_only=True) as con:
+            assert con.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
+    finally:
+        index.close()
+
+
+def test_an_unreachable_database_is_one_line_without_the_password(tmp_path: Path) -> None:
+    dsn = "host=127.0.0.1 port=9 user=newsqa password=hunter2 dbname=newsqa connect_timeout=2"
+    with pytest.raises(StoreError) as failed:
+        NewsIndex.open(_pg_config(dsn, tmp_path))
+    message = str(failed.value)
+    assert message.startswith("cannot connect to the database") and "hunter2" not in message and "\n" not in message
+
+
+def test_one_writer_at_a_time_across_processes(pg_dsn: str, tmp_path: Path, encoder: Encoder) -> None:
+    config = _pg_config(pg_dsn, tmp_path)
+    first = NewsIndex.open(config, encoder=encoder, create=True)
+    second = NewsIndex.open(config, encoder=encoder)
+    try:
+        with (
+            first.store.writing(),  # type: ignore[attr-defined]
+            pytest.raises(StoreError, match="another newsqa process is writing"),
+            second.store.writing(wait=0.3),  # type: ignore[attr-defined]
+        ):
+            pass
+        with second.store.writing(wait=0.3):  # type: ignore[attr-defined]
+            pass
+    finally:
+        first.close()
+        second.close()
+
+
+def test_check_finds_wrong_corpus_sums_and_repair_recounts(pg_dsn: str, tmp_path: Path, encoder: Encoder) -> None:
+    """BM25's passage count and mean length are kept by triggers; check compares them with the rows."""
+    index = NewsIndex.open(_pg_config(pg_dsn, tmp_path), encoder=encoder, create=True)
+    try:
+        index.ingest(_sample())
+        index.remove(_sample()[0].id)
+        assert index.check().ok
+        with index.store.connection() as con:
+            con.execute("UPDATE corpus_stats SET passages = passages + 5")
+        report = index.check()
+        assert not report.ok and "corpus_stats" in report.problems[0]
+        assert index.check(repair=True).ok and index.check().ok
+    finally:
+        index.close()
