@@ -268,8 +268,8 @@ def sentence_scores(
     sentence_vectors: np.ndarray,
     question_vector: np.ndarray,
     idf: dict[str, float] | None = None,
-    lexical_weight: float = 0.3,
-    type_weight: float = 0.3,
+    lexical_weight: float = 0.5,
+    type_weight: float = 0.5,
 ) -> np.ndarray:
     """Return how well each sentence answers ``question`` (higher is better)."""
     dense = sentence_vectors @ question_vector
