@@ -8,7 +8,6 @@ encoder identity, so a mismatched model is refused there as it would have been h
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -43,10 +42,6 @@ _BATCH = 2000
 _LOCAL_PASSAGE = (
     'INSERT INTO passages (id, article_id, ordinal, start, "end", text, embedding, sentences)'
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-# A local store from before sentence vectors (schema 1).
-_LOCAL_PASSAGE_V1 = (
-    'INSERT INTO passages (id, article_id, ordinal, start, "end", text, embedding) VALUES (?, ?, ?, ?, ?, ?, ?)'
 )
 
 
@@ -143,10 +138,10 @@ def _passages(source: NewsIndex) -> Iterator[list[tuple[int, str, int, int, int,
                 for r in rows
             ]
         else:
+            # Opening the store brought it to the current schema: the sentences column exists.
             with source.store.connection() as con:
-                sentences = "sentences" if _has_column(con, "passages", "sentences") else "NULL AS sentences"
                 rows = con.execute(
-                    f'SELECT id, article_id, ordinal, start, "end", text, embedding, {sentences}'  # noqa: S608
+                    'SELECT id, article_id, ordinal, start, "end", text, embedding, sentences'
                     " FROM passages WHERE id > ? ORDER BY id LIMIT ?",
                     (last, _BATCH),
                 ).fetchall()
@@ -167,10 +162,6 @@ def _passages(source: NewsIndex) -> Iterator[list[tuple[int, str, int, int, int,
             return
         last = batch[-1][0]
         yield batch
-
-
-def _has_column(con: sqlite3.Connection, table: str, column: str) -> bool:
-    return any(r[1] == column for r in con.execute(f"PRAGMA table_info({table})"))
 
 
 # -- writing ----------------------------------------------------------------------------------------
@@ -250,21 +241,11 @@ def _into_local(source: NewsIndex, target: NewsIndex, encoder: str, dim: int) ->
                 [tuple(r[c] for c in _COLUMNS) for r in rows],
             )
             n_articles += len(rows)
-        sentences = _has_column(con, "passages", "sentences")
         for batch in _passages(source):
             con.executemany(
-                _LOCAL_PASSAGE if sentences else _LOCAL_PASSAGE_V1,
+                _LOCAL_PASSAGE,
                 [
-                    (
-                        pid,
-                        aid,
-                        ordinal,
-                        start,
-                        end,
-                        text,
-                        vec.astype(np.float32).tobytes(),
-                        *((sent,) if sentences else ()),
-                    )
+                    (pid, aid, ordinal, start, end, text, vec.astype(np.float32).tobytes(), sent)
                     for pid, aid, ordinal, start, end, text, vec, sent in batch
                 ],
             )
