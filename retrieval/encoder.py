@@ -25,6 +25,7 @@ __all__ = [
     "SentenceTransformerEncoder",
     "embed_spans_alone",
     "load_encoder",
+    "normalise_rows",
     "packaged_model_path",
     "quiet_hub",
 ]
@@ -55,8 +56,7 @@ class Encoder(abc.ABC):
             out[chunk] = self.embed_batch([texts[i] for i in chunk])
             if progress is not None:
                 progress(len(chunk))
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        np.divide(out, np.maximum(norms, 1e-12), out=out)
+        normalise_rows(out)
         return out
 
     def embed_passages(
@@ -80,6 +80,12 @@ class Encoder(abc.ABC):
 
     def set_threads(self, n: int) -> None:  # noqa: B027 - optional hook, most encoders need nothing
         """Use ``n`` threads for inference (0 leaves the library default)."""
+
+
+def normalise_rows(out: np.ndarray) -> None:
+    """Scale each row of ``out`` to unit length, in place (all-zero rows stay zero)."""
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    np.divide(out, np.maximum(norms, 1e-12), out=out)
 
 
 def embed_spans_alone(
@@ -205,8 +211,7 @@ class SentenceTransformerEncoder(Encoder):
                 missing[i] = empty.tolist()
             if progress is not None:
                 progress(len(chunk))
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        np.divide(out, np.maximum(norms, 1e-12), out=out)
+        normalise_rows(out)
         if any(any(m) for m in missing):
             embed_spans_alone(self, texts, spans, missing, pooled)
         return out, pooled

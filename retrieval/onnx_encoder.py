@@ -25,7 +25,7 @@ import numpy as np
 
 from retrieval.atomic import write_atomic
 from retrieval.config import ModelConfig
-from retrieval.encoder import Encoder, embed_spans_alone, quiet_hub, resolve_model
+from retrieval.encoder import Encoder, embed_spans_alone, normalise_rows, quiet_hub, resolve_model
 from retrieval.errors import ConfigError
 from retrieval.sentvecs import pool_spans, token_ranges
 
@@ -460,8 +460,7 @@ class OnnxEncoder(Encoder):
                         self._pool_row(texts[n], batch[row], hidden[row], spans[n], pooled[n], missing[n])
                 if progress is not None:
                     progress(len(idx))
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        np.divide(out, np.maximum(norms, 1e-12), out=out)
+        normalise_rows(out)
         if spans is not None and any(any(m) for m in missing):
             # Spans cut off by truncation (or unmappable after lower-casing) are encoded alone.
             embed_spans_alone(self, texts, spans, missing, pooled)
