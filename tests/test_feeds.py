@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from retrieval.config import Config, FeedConfig, WebConfig
@@ -17,36 +16,12 @@ from retrieval.feeds import FetchCache, html_to_text, ingest_source, is_feed, pa
 from retrieval.newsindex import NewsIndex
 from retrieval.web import Fetcher, FetchError, ingest_url
 from tests.conftest import Databases, storage_for
+from tests.counting_encoder import CountingEncoder
 from tests.web_fixtures import MALFORMED_FEED, STORIES, Item, WebSite, atom, rss, site_fixture  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
 
 WEB = WebConfig(allow_private_networks=True, timeout=3.0, backoff=0.01, retries=1)
-
-
-class CountingEncoder(Encoder):
-    """The real encoder, counting the texts it embeds."""
-
-    def __init__(self, inner: Encoder) -> None:
-        self.inner = inner
-        self.dim = inner.dim
-        self.identity = inner.identity
-        self.batch_size = inner.batch_size
-        self.texts = 0
-
-    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
-        self.texts += len(texts)
-        return self.inner.embed_batch(texts)
-
-    def embed_passages(
-        self,
-        texts: Sequence[str],
-        spans: Sequence[Sequence[tuple[int, int]]],
-        progress: Callable[[int], None] | None = None,
-    ) -> tuple[np.ndarray, list[np.ndarray]]:
-        # One pass per passage: its sentence vectors are pooled from it, not encoded again.
-        self.texts += len(texts)
-        return self.inner.embed_passages(texts, spans, progress)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from retrieval.loaders import make_article
 from retrieval.newsindex import NewsIndex
 from retrieval.sentvecs import SentenceVectors, token_ranges
 from retrieval.store import SCHEMA_VERSION
+from tests.counting_encoder import CountingEncoder
 
 BRIDGE = make_article(
     "The council voted on Tuesday to build a footbridge over the river. "
@@ -28,32 +29,6 @@ BRIDGE = make_article(
     title="River crossing approved",
     source="Example Gazette",
 )
-
-
-class CountingEncoder(Encoder):
-    """Wraps the real encoder and counts the texts embedded one by one (not as passages)."""
-
-    def __init__(self, inner: Encoder) -> None:
-        self.inner = inner
-        self.dim = inner.dim
-        self.identity = inner.identity
-        self.batch_size = inner.batch_size
-        self.embedded: list[str] = []
-
-    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
-        return self.inner.embed_batch(texts)
-
-    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
-        self.embedded += list(texts)
-        return self.inner.embed(texts, progress)
-
-    def embed_passages(
-        self,
-        texts: Sequence[str],
-        spans: Sequence[Sequence[tuple[int, int]]],
-        progress: Callable[[int], None] | None = None,
-    ) -> tuple[np.ndarray, list[np.ndarray]]:
-        return self.inner.embed_passages(texts, spans, progress)
 
 
 @settings(max_examples=50, deadline=None)
