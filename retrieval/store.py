@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from retrieval.errors import NotFoundError, StoreError
 from retrieval.models import Article, Passage
 from retrieval.sentvecs import SentenceVectors
 
-__all__ = ["SCHEMA_VERSION", "SourceInfo", "Store", "UsageStats", "index_text"]
+__all__ = ["SCHEMA_VERSION", "SourceInfo", "Store", "UsageStats", "article_from_row", "index_text", "parse_time"]
 
 SCHEMA_VERSION = 2  # 2: passages.sentences (pooled sentence vectors, see sentvecs)
 
@@ -99,20 +100,28 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _dt(value: str | None) -> datetime | None:
+def parse_time(value: str | None) -> datetime | None:
+    """Return a stored ISO 8601 time as a datetime."""
     return datetime.fromisoformat(value) if value else None
 
 
-def _article(row: sqlite3.Row) -> Article:
+class Row(Protocol):
+    """A database row read by column name (sqlite3.Row, psycopg's dict rows)."""
+
+    def __getitem__(self, key: str) -> Any: ...
+
+
+def article_from_row(row: Row, id_column: str = "id") -> Article:
+    """Return the article a row of the articles table (or a query joining it) holds."""
     return Article(
-        id=row["id"],
+        id=row[id_column],
         url=row["url"],
         text=row["text"],
         title=row["title"],
         source=row["source"],
-        published=_dt(row["published"]),
+        published=parse_time(row["published"]),
         language=row["language"],
-        fetched_at=_dt(row["fetched_at"]),
+        fetched_at=parse_time(row["fetched_at"]),
     )
 
 
@@ -229,7 +238,7 @@ class Store:
             ).fetchone()
         if row is None:
             raise NotFoundError(f"no article with id or URL {id_or_url!r}; see `newsqa sources`")
-        return _article(row)
+        return article_from_row(row)
 
     def articles(self, ids: Iterable[str]) -> dict[str, Article]:
         """Return the articles with these ids."""
@@ -240,7 +249,7 @@ class Store:
                 chunk = wanted[lo : lo + 500]
                 marks = ",".join("?" * len(chunk))
                 for row in con.execute(f"SELECT * FROM articles WHERE id IN ({marks})", chunk):  # noqa: S608
-                    out[row["id"]] = _article(row)
+                    out[row["id"]] = article_from_row(row)
         return out
 
     def article_state(self, article_id: str) -> tuple[str, str | None] | None:
@@ -266,7 +275,7 @@ class Store:
         with self.connection() as con:
             sql = f"SELECT * FROM articles WHERE duplicate_of IN ({marks}) ORDER BY published, url"  # noqa: S608
             for row in con.execute(sql, wanted):
-                out.setdefault(row["duplicate_of"], []).append(_article(row))
+                out.setdefault(row["duplicate_of"], []).append(article_from_row(row))
         return out
 
     def put_article(self, con: sqlite3.Connection, article: Article, digest: str, duplicate_of: str | None) -> None:
@@ -420,7 +429,7 @@ class Store:
         )
         with self.connection() as con:
             rows = con.execute(sql, (-1 if limit is None else limit, offset)).fetchall()
-        return [SourceInfo(_article(r), int(r["n"])) for r in rows]
+        return [SourceInfo(article_from_row(r), int(r["n"])) for r in rows]
 
     def check_rows(self) -> Iterator[tuple[int, str, int, int, str, str | None]]:
         """Yield ``(passage id, article id, start, end, passage text, article text)`` for checking."""

@@ -18,10 +18,11 @@ import numpy as np
 
 from retrieval.config import SearchConfig
 from retrieval.lexical import LexicalIndex, tokenize
-from retrieval.models import Article, Hit, Passage
-from retrieval.pg.store import PgStore, parse_time, quote_term, vector_literal
+from retrieval.models import Hit, Passage
+from retrieval.pg.store import PgStore, quote_term, vector_literal
 from retrieval.query import Query
 from retrieval.search import FUSIONS, Retriever, Scored
+from retrieval.store import article_from_row
 
 __all__ = ["PgLexical", "PgRetriever"]
 
@@ -203,16 +204,7 @@ class PgRetriever(Retriever):
         out: list[Scored] = []
         for rank, r in enumerate(rows, start=1):
             passage = Passage(int(r["id"]), r["article_id"], r["ordinal"], r["start"], r["end"], r["passage_text"])
-            article = Article(
-                id=r["aid"],
-                url=r["url"],
-                text=r["text"],
-                title=r["title"],
-                source=r["source"],
-                published=parse_time(r["published"]),
-                language=r["language"],
-                fetched_at=parse_time(r["fetched_at"]),
-            )
+            article = article_from_row(r, id_column="aid")
             hit = Hit(passage, float(r["dense"]), float(r["lex"]), float(r["fused"]), rank)
             out.append(Scored(hit, article, np.asarray(r["embedding"], dtype=np.float32)))
         return out

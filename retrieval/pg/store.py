@@ -21,9 +21,9 @@ from retrieval.models import Article, Passage
 from retrieval.pg.connect import Database
 from retrieval.pg.migrations import INDEX_DDL, check_version, current_version, dimension_ddl, upgrade
 from retrieval.sentvecs import SentenceVectors
-from retrieval.store import SourceInfo, Store, UsageStats, index_text
+from retrieval.store import SourceInfo, Store, UsageStats, article_from_row, index_text
 
-__all__ = ["PgStore", "parse_time", "quote_term", "terms_literal", "vector_literal"]
+__all__ = ["PgStore", "quote_term", "terms_literal", "vector_literal"]
 
 # Writers of one database take this advisory lock for a whole ingest or removal, as local
 # writers take the data directory's lock file.
@@ -48,24 +48,6 @@ def terms_literal(tokens: Sequence[str]) -> str:
     for i, token in enumerate(tokens, start=1):
         positions.setdefault(token, []).append(min(i, 16383))
     return " ".join(f"{quote_term(t)}:{','.join(map(str, p[:256]))}" for t, p in positions.items())
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """Return a stored ISO 8601 time as a datetime."""
-    return datetime.fromisoformat(value) if value else None
-
-
-def _article(row: dict[str, Any]) -> Article:
-    return Article(
-        id=row["id"],
-        url=row["url"],
-        text=row["text"],
-        title=row["title"],
-        source=row["source"],
-        published=parse_time(row["published"]),
-        language=row["language"],
-        fetched_at=parse_time(row["fetched_at"]),
-    )
 
 
 def _vector(value: Any) -> np.ndarray:
@@ -181,7 +163,7 @@ class PgStore(Store):
         )
         if not rows:
             raise NotFoundError(f"no article with id or URL {id_or_url!r}; see `newsqa sources`")
-        return _article(rows[0])
+        return article_from_row(rows[0])
 
     def articles(self, ids: Iterable[str]) -> dict[str, Article]:
         """Return the articles with these ids."""
@@ -189,7 +171,7 @@ class PgStore(Store):
         if not wanted:
             return {}
         rows = self._rows(f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id = ANY(%s)", (wanted,))  # noqa: S608
-        return {r["id"]: _article(r) for r in rows}
+        return {r["id"]: article_from_row(r) for r in rows}
 
     def article_state(self, article_id: str) -> tuple[str, str | None] | None:
         """Return ``(content_hash, duplicate_of)`` of a stored article, or None."""
@@ -217,7 +199,7 @@ class PgStore(Store):
             (wanted,),
         )
         for row in rows:
-            out.setdefault(row["duplicate_of"], []).append(_article(row))
+            out.setdefault(row["duplicate_of"], []).append(article_from_row(row))
         return out
 
     def put_article(self, con: Any, article: Article, digest: str, duplicate_of: str | None) -> None:
@@ -371,7 +353,7 @@ class PgStore(Store):
             " FROM articles a ORDER BY COALESCE(a.published_at, a.added_at) DESC, a.id LIMIT %s OFFSET %s",
             (limit, offset),
         )
-        return [SourceInfo(_article(r), int(r["n"])) for r in rows]
+        return [SourceInfo(article_from_row(r), int(r["n"])) for r in rows]
 
     def check_rows(self) -> Iterator[tuple[int, str, int, int, str, str | None]]:
         """Yield ``(passage id, article id, start, end, passage text, article text)`` for checking."""
