@@ -5,6 +5,13 @@ that writes through a separate writer index and then refreshes the reader, so an
 see a half-updated index. Another process's writes (``newsqa ingest``) are picked up every
 ``serve.refresh_every``.
 
+Several replicas may serve one store (PostgreSQL, or one machine's data directory). Each feed
+is polled by one of them at a time, under a lock named for the feed, and not again by another
+until its interval has passed since the last complete poll. In webhook mode every replica
+answers what reaches it; in polling mode only the replica holding the poller lock long-polls
+Telegram (a second poller would get 409 Conflict) and the others stand by, trying to take the
+lock every ``serve.takeover_every``; it goes free when the poller dies.
+
 Health, both ways: under systemd (``Type=notify``) the service sends READY=1 once it is
 receiving updates, WATCHDOG=1 while the event loop runs and the updater and the scheduler are
 alive, and STOPPING=1 on the way out; with ``serve.health_port`` it also answers
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -33,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from retrieval.config import Config, FeedConfig
+from retrieval.coordination import Coordinator, Lease, coordinator_for
 from retrieval.errors import ConfigError, NewsqaError
 from retrieval.schedule import FeedSchedule, FeedStatus, parse_every
 
@@ -48,6 +57,10 @@ __all__ = ["JsonFormatter", "Service", "run_service", "sd_notify", "setup_servic
 log = logging.getLogger(__name__)
 
 STOP_WAIT = 60.0  # seconds a feed ingest in progress may take to finish its batch on stop
+# A feed whose last complete poll (by any replica) is younger than this share of its interval
+# is not polled again yet; below 1 so that replicas' clocks and schedules drifting apart never
+# stretch a feed's interval to two.
+ELSEWHERE_SHARE = 0.8
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
@@ -143,6 +156,9 @@ class Service:
         if self.mode == "webhook" and not config.serve.webhook_url:
             raise ConfigError("webhook mode needs serve.webhook_url (the public https URL)")
         self.refresh_every = parse_every(config.serve.refresh_every, "serve.refresh_every")
+        self.takeover_every = parse_every(config.serve.takeover_every, "serve.takeover_every")
+        # "webhook"; in polling mode "starting", then "poller" or "standby".
+        self.role = "webhook" if self.mode == "webhook" else "starting"
         self.schedule = FeedSchedule.of(config.feeds, time.monotonic())
         self.started = time.time()
         self._stop_thread = threading.Event()
@@ -153,6 +169,9 @@ class Service:
         self._app: BotApp | None = None
         self._index: NewsIndex | None = None
         self._fetcher: Fetcher | None = None
+        self._coordinator: Coordinator | None = None
+        self._poller_lease: Lease | None = None
+        self._lead_task: asyncio.Task[None] | None = None
 
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> None:
@@ -165,6 +184,7 @@ class Service:
         signal.signal(signal.SIGTERM, _exit_cleanly)
         index = NewsIndex.open(self.config, create=True)
         self._index = index
+        self._coordinator = coordinator_for(self.config)
         try:
             index.encoder  # noqa: B018 - load the model now, not at the first question
             app = build_application(self.config, index)
@@ -198,12 +218,88 @@ class Service:
                     allowed_updates=ALLOWED_UPDATES,
                 )
             else:
-                app.run_polling(allowed_updates=ALLOWED_UPDATES)
+                asyncio.run(self._run_polling(app))
         finally:
             if self._fetcher is not None:
                 self._fetcher.close()
+            self._release_poller()
             index.close()
         log.info("stopped")
+
+    async def _run_polling(self, app: BotApp) -> None:
+        """Run the bot in polling mode until SIGTERM/SIGINT: PTB's run_polling, but long polling
+        only while this replica holds the poller lock (the same start and stop order)."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await app.initialize()
+        try:
+            if app.post_init is not None:
+                await app.post_init(app)
+            await app.start()
+            self._lead_task = asyncio.create_task(self._lead_polling(app, stop), name="poller")
+            await stop.wait()
+        finally:
+            if self._lead_task is not None:
+                self._lead_task.cancel()
+                await asyncio.gather(self._lead_task, return_exceptions=True)
+            if app.updater is not None and app.updater.running:
+                await app.updater.stop()
+            if app.running:
+                await app.stop()
+                if app.post_stop is not None:
+                    await app.post_stop(app)
+            await app.shutdown()
+            if app.post_shutdown is not None:
+                await app.post_shutdown(app)
+
+    async def _lead_polling(self, app: BotApp, stop: asyncio.Event) -> None:
+        """Long-poll while holding the poller lock; otherwise stand by and try to take it."""
+        assert self._coordinator is not None
+        # Named for the bot, so bots sharing a database do not wait for each other.
+        name = "telegram poller " + hashlib.sha256(app.bot.token.encode()).hexdigest()[:16]
+        unreachable = False  # warned once per outage
+        while not stop.is_set():
+            lease = self._poller_lease
+            if lease is None or not await asyncio.to_thread(lease.alive):
+                self._release_poller()
+                try:
+                    self._poller_lease = await asyncio.to_thread(self._coordinator.try_lock, name)
+                except NewsqaError as exc:
+                    # Nobody can take the role while the store is unreachable: carry on as before.
+                    log.log(logging.DEBUG if unreachable else logging.WARNING, "cannot check the poller lock: %s", exc)
+                    unreachable = True
+                else:
+                    unreachable = False
+                    await self._take_role(app, "poller" if self._poller_lease is not None else "standby")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.takeover_every)
+
+    async def _take_role(self, app: BotApp, role: str) -> None:
+        from bot.telegram.app import ALLOWED_UPDATES
+
+        updater = app.updater
+        assert updater is not None
+        if role == "poller" and not updater.running:
+            try:
+                await updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+            except Exception as exc:  # Telegram unreachable: let another replica try, retry later
+                log.warning("cannot start polling Telegram: %s", exc)
+                self._release_poller()
+                return
+            log.info("polling Telegram (this replica holds the poller lock)")
+        elif role == "standby" and updater.running:
+            log.warning("another replica took over polling Telegram; standing by")
+            await updater.stop()
+        elif role == "standby" and self.role != "standby":
+            log.info("standing by: another replica polls Telegram")
+        self.role = role
+
+    def _release_poller(self) -> None:
+        lease, self._poller_lease = self._poller_lease, None
+        if lease is not None:
+            lease.release()
 
     async def _start(self) -> None:
         """Start the scheduler, the refresher, the health server and the watchdog (post_init)."""
@@ -251,7 +347,7 @@ class Service:
     async def _poll_one(self, status: FeedStatus) -> None:
         url = status.feed.url
         try:
-            report = await asyncio.to_thread(self._ingest_feed, status.feed)
+            report = await asyncio.to_thread(self._ingest_feed, status.feed, status.interval)
         except NewsqaError as exc:
             self.schedule.failed(status, time.monotonic(), str(exc))
             log.warning("feed %s failed (%d in a row): %s", url, status.failures, exc)
@@ -260,23 +356,41 @@ class Service:
             self.schedule.failed(status, time.monotonic(), f"{type(exc).__name__}: {exc}")
             log.exception("feed %s failed unexpectedly", url)
             return
+        if isinstance(report, float):
+            self.schedule.polled_elsewhere(status, time.monotonic(), report)
+            log.debug("feed %s: polled by another replica; looking again in %.0f s", url, report)
+            return
         self.schedule.succeeded(status, time.monotonic(), time.time())
         for problem in report.problems:
             log.warning("feed %s: %s", url, problem)
         changed = report.added + report.updated
         log.log(logging.INFO if changed else logging.DEBUG, "feed %s: %s", url, report.summary())
 
-    def _ingest_feed(self, feed: FeedConfig) -> IngestReport:
-        """Poll one feed through a writer index, then let the bot's index see the result."""
-        from retrieval.feeds import poll_feed
+    def _ingest_feed(self, feed: FeedConfig, interval: float) -> IngestReport | float:
+        """Poll one feed through a writer index, then let the bot's index see the result.
+
+        Returns the seconds to wait instead when another replica is polling the feed or has
+        polled it within most of its interval.
+        """
+        from retrieval.feeds import FetchCache, poll_feed
         from retrieval.newsindex import NewsIndex
 
-        assert self._index is not None and self._fetcher is not None
-        writer = NewsIndex.open(self.config, encoder=self._index.encoder, create=True)
+        assert self._index is not None and self._fetcher is not None and self._coordinator is not None
+        lease = self._coordinator.try_lock(f"feed {feed.url}")
+        if lease is None:  # look again soon: if that replica dies, its poll is taken over
+            return min(interval, self.takeover_every)
         try:
-            report = poll_feed(writer, feed, self._fetcher, stop=self._stop_thread)
+            writer = NewsIndex.open(self.config, encoder=self._index.encoder, create=True)
+            try:
+                last = FetchCache.of(writer.store).fetched_at(feed.url)
+                age = (datetime.now(UTC) - last).total_seconds() if last is not None else None
+                if age is not None and 0 <= age < ELSEWHERE_SHARE * interval:
+                    return interval - age
+                report = poll_feed(writer, feed, self._fetcher, stop=self._stop_thread)
+            finally:
+                writer.close()
         finally:
-            writer.close()
+            lease.release()
         if report.added or report.updated:
             self._index.refresh()
         return report
@@ -297,7 +411,7 @@ class Service:
     async def _announce_ready(self) -> None:
         app = self._app
         assert app is not None
-        while not (app.running and (app.updater is None or app.updater.running)):
+        while not (app.running and (app.updater is None or app.updater.running or self.role == "standby")):
             await asyncio.sleep(0.05)
         sd_notify(f"READY=1\nSTATUS=serving ({self.mode}), {len(self.config.feeds)} feeds")
         log.info("ready")
@@ -321,8 +435,11 @@ class Service:
         app = self._app
         if app is None or not app.running:
             return False, "the bot is not running"
-        if app.updater is not None and not app.updater.running:
+        if app.updater is not None and not app.updater.running and self.role != "standby":
             return False, "the bot is not receiving updates"
+        lead = self._lead_task
+        if lead is not None and lead.done() and not lead.cancelled() and lead.exception() is not None:
+            return False, f"the poller election stopped: {lead.exception()!r}"
         task = self._feed_task
         if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
             return False, f"the feed scheduler stopped: {task.exception()!r}"
@@ -332,7 +449,13 @@ class Service:
         """Return the health verdict and a JSON-ready report for /healthz."""
         ok, problem = self.healthy()
         assert self._index is not None
-        stats = await asyncio.to_thread(self._index.stats)
+        try:
+            stats = await asyncio.to_thread(self._index.stats)
+        except NewsqaError as exc:
+            # The bot runs; its store does not answer (a database restart): not ready, and a
+            # restart of the bot would not help, so the watchdog is not told.
+            stats = None
+            ok, problem = False, problem or str(exc)
         feeds = [
             {
                 "url": s.feed.url,
@@ -340,6 +463,7 @@ class Service:
                 "failures": s.failures,
                 "last_ok": _iso(s.last_ok),
                 "last_error": s.last_error,
+                "polled_elsewhere": s.elsewhere,
             }
             for s in self.schedule.feeds
         ]
@@ -347,10 +471,12 @@ class Service:
             "status": "ok" if ok else "failing",
             "problem": problem,
             "mode": self.mode,
+            "role": self.role,
+            "pid": os.getpid(),
             "uptime_s": round(time.time() - self.started, 1),
-            "articles": stats.articles,
-            "passages": stats.passages,
-            "updated_at": stats.updated_at.isoformat() if stats.updated_at else None,
+            "articles": stats.articles if stats else None,
+            "passages": stats.passages if stats else None,
+            "updated_at": stats.updated_at.isoformat() if stats and stats.updated_at else None,
             "feeds": feeds,
         }
         return ok, body

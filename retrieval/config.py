@@ -208,6 +208,9 @@ class ServeConfig:
     health_port: int = 0
     # How often to look for articles written by another process (`newsqa ingest`).
     refresh_every: str = "30s"
+    # Replicas on one store, polling mode: how often a standby tries to take over long polling
+    # (only one replica may poll Telegram) and the poller checks that it still holds that role.
+    takeover_every: str = "5s"
 
 
 @dataclass(frozen=True)

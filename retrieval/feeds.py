@@ -30,7 +30,7 @@ from retrieval.errors import LoaderError
 from retrieval.loaders import article_from_html, make_article
 from retrieval.models import Article
 from retrieval.newsindex import IngestReport, NewsIndex
-from retrieval.store import Store
+from retrieval.store import Store, parse_time
 from retrieval.web import Fetched, Fetcher, Validators
 
 __all__ = [
@@ -250,6 +250,12 @@ class FetchCache:
             return None
         return CacheRow(url, Validators(row[0], row[1]), row[2], row[3])
 
+    def fetched_at(self, url: str) -> datetime | None:
+        """Return when ``url`` was last fetched in full or found unchanged (a feed: polled to the end)."""
+        with self.store.connection() as con:
+            row = con.execute("SELECT fetched_at FROM web_fetches WHERE url = ?", (url,)).fetchone()
+        return parse_time(row[0]) if row else None
+
     def put(self, rows: list[CacheRow]) -> None:
         """Remember these rows, all in one transaction."""
         if not rows:
@@ -311,6 +317,8 @@ def ingest_source(
     fetched = fetcher.fetch(url, validators=validators)
     if fetched.not_modified:
         log.info("%s has not changed since the last fetch", url)
+        if row is not None:
+            cache.put([row])  # polled to the end now: other replicas need not poll it again yet
         return IngestReport(skipped=1)
     if is_feed(fetched.content_type, fetched.body):
         feed = parse_feed(fetched.body, fetched.url, fetched.content_type)

@@ -42,6 +42,7 @@ class FeedStatus:
     last_ok: float | None = None  # wall-clock time of the last good poll
     last_error: str | None = None
     polls: int = 0
+    elsewhere: int = 0  # times another replica had just polled it, so this one did not
 
 
 @dataclass
@@ -79,6 +80,11 @@ class FeedSchedule:
         status.last_ok = wall
         status.last_error = None
         status.next_due = now + status.interval
+
+    def polled_elsewhere(self, status: FeedStatus, now: float, wait: float) -> None:
+        """Record that another process polled the feed (or is polling it): look again in ``wait`` s."""
+        status.elsewhere += 1
+        status.next_due = now + max(MIN_INTERVAL, wait)
 
     def failed(self, status: FeedStatus, now: float, error: str) -> None:
         """Record a failed poll: retry sooner than the interval, backing off on each failure."""

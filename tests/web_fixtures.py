@@ -207,6 +207,7 @@ class WebSite:
         self.resources: dict[str, Resource] = {}
         self.requests: list[Recorded] = []
         self.flaky_failures = 0  # how many more times /flaky answers 503
+        self.page_delay = 0.0  # seconds every /news/ page takes to answer (a slow site)
         self.active = 0
         self.max_active = 0
         self.huge_sent = 0
@@ -302,6 +303,8 @@ def _handler(site: WebSite) -> type[BaseHTTPRequestHandler]:
             path = self.path
             if path == "/slow":
                 return self._slow()
+            if path.startswith("/news/") and site.page_delay:
+                time.sleep(site.page_delay)
             if path == "/huge":
                 return self._huge(declared=False)
             if path == "/huge-declared":

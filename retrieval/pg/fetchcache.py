@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from retrieval.feeds import CacheRow, FetchCache
 from retrieval.pg.store import PgStore
+from retrieval.store import parse_time
 from retrieval.web import Validators
 
 __all__ = ["PgFetchCache"]
@@ -28,6 +29,12 @@ class PgFetchCache(FetchCache):
         if row is None:
             return None
         return CacheRow(url, Validators(row[0], row[1]), row[2], row[3])
+
+    def fetched_at(self, url: str) -> datetime | None:
+        """Return when ``url`` was last fetched in full or found unchanged."""
+        with self.store.db.connection() as con:
+            row = con.execute("SELECT fetched_at FROM web_fetches WHERE url = %s", (url,)).fetchone()
+        return parse_time(row[0]) if row else None
 
     def put(self, rows: list[CacheRow]) -> None:
         """Remember these rows, all in one transaction (no new generation: answers do not change)."""
