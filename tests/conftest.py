@@ -61,14 +61,19 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(getattr(request, "param", "local"))
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    """Start a real PostgreSQL 18 + pgvector on loopback for this run; stop and delete it after."""
+def running_pg_server() -> Iterator[PgServer]:
+    """Start a real PostgreSQL 18 + pgvector on loopback (skip without the extra); stop and delete it after."""
     if not postgres_available():
         pytest.skip("the postgres extra is not installed: pip install -e '.[postgres]'")
     server = PgServer.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """The run's PostgreSQL server, shared by the tests on the postgres backend."""
+    yield from running_pg_server()
 
 
 def new_database(server: PgServer, name: str) -> str:

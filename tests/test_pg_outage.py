@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import running_pg_server
 from tests.fake_bot_api import FakeBotApi
 from tests.pg_server import PgServer
-from tests.pg_server import available as postgres_available
 from tests.serve_fixtures import ServeProcess, ask, free_port, health, wait_until
 from tests.telegram_fixtures import TOKEN, fake_api_fixture  # noqa: F401
 
@@ -28,11 +28,8 @@ ANSWER = "Harbour Town won the National Cup"
 
 @pytest.fixture
 def own_server() -> Iterator[PgServer]:
-    if not postgres_available():
-        pytest.skip("the postgres extra is not installed: pip install -e '.[postgres]'")
-    server = PgServer.start()
-    yield server
-    server.stop()
+    """A server of this test's own, since it is stopped and started again."""
+    yield from running_pg_server()
 
 
 def test_questions_during_a_database_restart_get_try_again_and_answers_resume(
