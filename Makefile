@@ -46,5 +46,12 @@ bench-scale: $(STAMP)
 	  $(PY) bench/bench_scale.py run $(SCALE_DIR)/d$$n --baseline --json $(SCALE_DIR)/r$$n.json || exit 1; \
 	done
 
+## PostgreSQL against local (docs/performance.md): the 100k material of bench-scale (made once
+## if missing) copied into a throwaway server; answer latency and ingestion, same run.
+PG_BENCH_DATA ?= /tmp/scale/s100k
+bench-pg: $(STAMP)
+	test -d $(PG_BENCH_DATA) || $(PY) bench/bench_scale.py make --size 100000 --out $(PG_BENCH_DATA)
+	$(PY) bench/bench_pg.py $(PG_BENCH_DATA) --json $(PG_BENCH_DATA)-pg.json
+
 clean:
 	rm -rf data-sample .pytest_cache .mypy_cache .ruff_cache

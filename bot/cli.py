@@ -260,12 +260,18 @@ def upgrade(state: State) -> None:
 )
 @click.pass_obj
 def migrate(state: State, source: str, target: str) -> None:
-    """Copy articles, passages and their vectors between the data directory and the database (no re-embedding)."""
+    """Copy articles, passages, vectors, questions and feedback between the data directory and the database.
+
+    Nothing is embedded again.
+    """
     from retrieval.pg.transfer import migrate as copy_between
 
     with reported():
         report = copy_between(state.config, source, target)
-        click.echo(f"copied {report.articles} articles and {report.passages} passages from {source} to {target}")
+        click.echo(
+            f"copied {report.articles} articles, {report.passages} passages, {report.questions} questions"
+            f" and {report.feedback} feedback from {source} to {target}"
+        )
 
 
 @cli.command(name="bot")

@@ -18,6 +18,7 @@ from retrieval.encoder import Encoder
 from retrieval.highlight import best_window, sentence_scores, sentence_spans
 from retrieval.lexical import term_coverage, tokenize
 from retrieval.models import Answer, Article, Quote
+from retrieval.names import name_share, question_names
 from retrieval.query import Query
 from retrieval.search import Scored
 from retrieval.sentvecs import SentenceVectors
@@ -78,28 +79,50 @@ def coverage(query_terms: Sequence[str], passage: str, idf: dict[str, float] | N
     return term_coverage(query_terms, tokenize([passage])[0], idf) if query_terms else 0.0
 
 
+# Contrast counts up to this much (the 99th percentile of off-topic questions on the evaluation
+# sets, the median of answerable ones): in a small collection of unrelated stories anything near
+# one story stands out from the rest, which says it is on that story's topic, not that it answers.
+CONTRAST_CAP = 0.25
+
+
+def confidence_parts(
+    hits: Sequence[Scored], k: int, query: Query | None, idf: dict[str, float] | None
+) -> list[tuple[float, float, float]]:
+    """Return, for each of the first few hits, its cosine, term coverage and share of names."""
+    terms = tokenize([query.text])[0] if query is not None else []
+    names = question_names(query.text) if query is not None else []
+    parts = []
+    for s in hits[: max(k, 3)]:
+        held = tokenize([s.hit.passage.text])[0]
+        cover = term_coverage(terms, held, idf) if terms else 0.0
+        parts.append((float(s.hit.dense or 0.0), cover, name_share(names, held)))
+    return parts
+
+
 def confidence(
     hits: Sequence[Scored],
     k: int,
-    query: Query | None = None,
-    idf: dict[str, float] | None = None,
-    coverage_weight: float = 0.0,
+    query: Query | None,
+    idf: dict[str, float] | None,
+    config: SearchConfig,
+    contrast: float | None = None,
 ) -> float:
-    """Return how sure we are that the top hits are about the question.
+    """Return how sure we are that the top hits answer the question.
 
-    The best, over the first few hits, of the passage's cosine similarity plus
-    ``coverage_weight`` times the share of the question's rarer terms it contains: a passage on
-    a neighbouring topic can be close in embedding space, but it rarely holds the question's
-    own names and terms.
+    The best, over the first few hits, of the passage's cosine similarity, plus ``coverage_weight``
+    times the share of the question's rarer terms it contains and ``names_weight`` times the share
+    of the question's names and numbers it contains (a passage on a neighbouring story can be
+    close in embedding space, but it rarely holds the question's own names and terms); plus
+    ``contrast_weight`` times how far the best passage in the collection stands out from the
+    background (an off-topic question finds many loosely related passages and none that stands
+    out). Without a contrast (a collection of a few passages, a lexical-only search) the best
+    passage is taken to stand out.
     """
-    terms = tokenize([query.text])[0] if query is not None and coverage_weight > 0 else []
-    best = 0.0
-    for s in hits[: max(k, 3)]:
-        value = float(s.hit.dense or 0.0)
-        if terms:
-            value += coverage_weight * coverage(terms, s.hit.passage.text, idf)
-        best = max(best, value)
-    return best
+    best = max(
+        (d + config.coverage_weight * c + config.names_weight * n for d, c, n in confidence_parts(hits, k, query, idf)),
+        default=0.0,
+    )
+    return best + config.contrast_weight * min(CONTRAST_CAP if contrast is None else contrast, CONTRAST_CAP)
 
 
 def _score_sentences(
@@ -169,15 +192,19 @@ def build_answer(
     copies: dict[str, list[Article]] | None = None,
     idf: dict[str, float] | None = None,
     stored: dict[int, SentenceVectors] | None = None,
+    contrast: float | None = None,
 ) -> Answer:
-    """Build the answer to ``question`` from its hits: quotes best first, or "not found"."""
-    if not hits or confidence(hits, k, query, idf, config.coverage_weight) < config.min_score:
+    """Build the answer to ``question`` from its hits: quotes best first, or "not found".
+
+    ``contrast`` is how far the question's best passage stands out (SearchStats.contrast).
+    """
+    if not hits or confidence(hits, k, query, idf, config, contrast) < config.min_score:
         return Answer(question, (), False, NOT_FOUND)
     ranked = rank_groups(query, hits, encoder, query_vector, config, idf, stored)
     lead = ranked[0].scored.hit.dense or 0.0 if ranked else 0.0
     # Later quotes must be about the question too, not merely the next-best passage.
     candidates = [
-        r for i, r in enumerate(ranked) if i == 0 or (r.scored.hit.dense or 0.0) >= min(config.min_score, lead)
+        r for i, r in enumerate(ranked) if i == 0 or (r.scored.hit.dense or 0.0) >= min(config.related_cosine, lead)
     ]
     wanted = offset + k
     _score_sentences(candidates[: wanted + 2], query, encoder, query_vector, idf, stored)

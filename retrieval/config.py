@@ -101,9 +101,15 @@ class SearchConfig:
     fusion: str = "weighted"
     dense_weight: float = 0.7
     rrf_k: int = 60
-    min_score: float = 0.42
-    # Confidence = cosine + coverage_weight * IDF-weighted share of the question's terms present.
+    # Confidence = best of the top 3 passages of (cosine + coverage_weight * IDF-weighted share of
+    # the question's terms present + names_weight * share of its names and numbers present), plus
+    # contrast_weight * (best cosine in the collection - mean cosine of the passages ranked 20-60).
+    min_score: float = 1.0
     coverage_weight: float = 0.3
+    names_weight: float = 0.2
+    contrast_weight: float = 2.0
+    # Quotes after the first must have at least this cosine (or the first one's, if lower).
+    related_cosine: float = 0.42
     dedupe_threshold: float = 0.9
     # The first rerank_depth passages are reordered by fused + sentence_weight * best sentence score.
     rerank_depth: int = 10
@@ -111,6 +117,10 @@ class SearchConfig:
     # Mark two adjacent sentences when the second scores within pair_margin of the best (0: one).
     pair_margin: float = 0.05
     recency_half_life_days: float = 0.0
+    # Fused score + recent_weight * 0.5^(age / recent_half_life_days), the age counted from the
+    # newest dated article among the candidates. Off by default (0); 0.2 measured best on news.
+    recent_weight: float = 0.0
+    recent_half_life_days: float = 90.0
     max_question_chars: int = 2000
 
 

@@ -270,12 +270,21 @@ def sentence_scores(
     idf: dict[str, float] | None = None,
     lexical_weight: float = 0.5,
     type_weight: float = 0.5,
+    spread_power: float = 0.5,
 ) -> np.ndarray:
-    """Return how well each sentence answers ``question`` (higher is better)."""
+    """Return how well each sentence answers ``question`` (higher is better).
+
+    In the lexical part a question term weighs its IDF divided by (the number of the passage's
+    sentences holding it) ** ``spread_power``: a term found all over the passage is its topic
+    ("Super Bowl 50" in a paragraph about it) and tells its sentences apart less than a term
+    only one of them holds.
+    """
     dense = sentence_vectors @ question_vector
     q_terms = set(tokenize([question])[0])
     sent_terms = tokenize(list(sentences))
-    lexical = np.array([term_coverage(q_terms, terms, idf) for terms in sent_terms], dtype=np.float32)
+    held = [set(terms) for terms in sent_terms]
+    weights = {t: (idf or {}).get(t, 1.0) / max(1, sum(t in h for h in held)) ** spread_power for t in q_terms}
+    lexical = np.array([term_coverage(q_terms, terms, weights) for terms in held], dtype=np.float32)
     kind = answer_type(question)
     typed = np.array([answer_match(s, kind, question) for s in sentences], dtype=np.float32)
     # Very short fragments ("He said.") rarely carry an answer on their own.

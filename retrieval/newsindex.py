@@ -22,7 +22,7 @@ from retrieval.lexical import LexicalIndex, tokenize
 from retrieval.locking import writer_active, writer_lock
 from retrieval.models import Answer, Article, Hit
 from retrieval.query import Query, parse_question
-from retrieval.search import Retriever, Scored
+from retrieval.search import Retriever, Scored, SearchStats, prefer_recent
 from retrieval.sentvecs import SentenceVectors
 from retrieval.splitter import split_article
 from retrieval.store import SourceInfo, Store, UsageStats, index_text
@@ -296,28 +296,48 @@ class NewsIndex:
         k = self.config.search.k if k is None else k
         if k < 1:
             raise ValueError("k must be at least 1")
-        query, qvec, hits, idf = self._candidates(question, offset + k, fusion)
+        stats = SearchStats()
+        query, qvec, hits, idf = self._candidates(question, offset + k, fusion, stats)
         copies = self.store.copies_of(s.article.id for s in hits)
         stored = self.store.sentence_vectors(s.hit.passage.id for s in hits)
         return build_answer(
-            question, query, hits, self.encoder, qvec, self.config.search, k, offset, copies, idf, stored
+            question,
+            query,
+            hits,
+            self.encoder,
+            qvec,
+            self.config.search,
+            k,
+            offset,
+            copies,
+            idf,
+            stored,
+            stats.contrast,
         )
 
-    def rank(self, question: str, k: int = 10, fusion: str | None = None) -> list[Scored]:
+    def rank(
+        self, question: str, k: int = 10, fusion: str | None = None, stats: SearchStats | None = None
+    ) -> list[Scored]:
         """Return the passages in the order answers show them: collapsed and reranked, no abstention."""
-        query, qvec, hits, idf = self._candidates(question, k, fusion)
+        query, qvec, hits, idf = self._candidates(question, k, fusion, stats)
         stored = self.store.sentence_vectors(s.hit.passage.id for s in hits)
         ranked = rank_groups(query, hits, self.encoder, qvec, self.config.search, idf, stored)
         return [r.scored for r in ranked[:k]]
 
     def _candidates(
-        self, question: str, wanted: int, fusion: str | None
+        self, question: str, wanted: int, fusion: str | None, stats: SearchStats | None = None
     ) -> tuple[Query, np.ndarray, list[Scored], dict[str, float]]:
         query = parse_question(question, self.config.search.max_question_chars)
         retriever = self.retriever()
         qvec = self.encoder.embed_one(query.text)
-        # Collapsing duplicates removes hits, so fetch more than will be shown.
-        hits = retriever.search(query, qvec, wanted * 3 + 5, fusion)
+        # Collapsing duplicates removes hits, so fetch more than will be shown; the recent get
+        # their bonus among all the fused candidates before the cut. Reciprocal-rank scores are
+        # on another scale (about 0.03), so that fusion gets none.
+        shown = wanted * 3 + 5
+        search = self.config.search
+        weight = search.recent_weight if (fusion or search.fusion) != "rrf" else 0.0
+        hits = retriever.search(query, qvec, max(shown, search.candidates) if weight > 0 else shown, fusion, stats)
+        hits = prefer_recent(query, hits, weight, search.recent_half_life_days)[:shown]
         idf = retriever.lexical.idf(tokenize([query.text])[0])
         return query, qvec, hits, idf
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -14,9 +16,41 @@ from retrieval.query import Query
 from retrieval.store import Store
 from retrieval.vectorindex import FaissIndex
 
-__all__ = ["FUSIONS", "Retriever", "Scored"]
+__all__ = ["FUSIONS", "Retriever", "Scored", "SearchStats", "background_of", "prefer_recent"]
 
 FUSIONS = ("weighted", "rrf", "dense", "lexical")
+_YEAR = re.compile(r"\b(1[89]\d\d|2\d\d\d)\b")
+
+
+@dataclass
+class SearchStats:
+    """What a search saw of the collection beyond its hits, filled in when the caller asks.
+
+    ``top`` is the best cosine similarity of any passage to the question, ``background`` the mean
+    of the passages ranked 20 to 60: how close the collection at large comes to the question.
+    A question the collection answers has passages that stand out from that background; an
+    off-topic one finds a flat field of loosely related passages.
+    """
+
+    top: float | None = None
+    background: float | None = None
+
+    @property
+    def contrast(self) -> float | None:
+        """Return how far the best passage stands out from the background (None when unknown)."""
+        if self.top is None or self.background is None:
+            return None
+        return self.top - self.background
+
+
+def background_of(scores: np.ndarray) -> float | None:
+    """Return the background of a dense result list, best first (see SearchStats)."""
+    n = len(scores)
+    if n >= 30:
+        return float(np.mean(scores[20:60]))
+    if n >= 4:  # a small collection: its lower half
+        return float(np.mean(scores[n // 2 :]))
+    return None
 
 
 @dataclass(frozen=True)
@@ -37,16 +71,25 @@ class Retriever:
         self.lexical = lexical
         self.config = config
 
-    def search(self, query: Query, query_vector: np.ndarray, k: int, fusion: str | None = None) -> list[Scored]:
-        """Return up to ``k`` hits for ``query``, best first."""
+    def search(
+        self,
+        query: Query,
+        query_vector: np.ndarray,
+        k: int,
+        fusion: str | None = None,
+        stats: SearchStats | None = None,
+    ) -> list[Scored]:
+        """Return up to ``k`` hits for ``query``, best first; fill ``stats`` if given."""
         method = fusion or self.config.fusion
         if method not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}")
         # Filters drop candidates after retrieval, so look deeper when they are on.
         depth = max(k, self.config.candidates) * (8 if query.filtered else 1)
-        d_ids, _ = (
+        d_ids, d_scores = (
             self.vectors.search(query_vector, depth) if method != "lexical" else (np.empty(0, np.int64), np.empty(0))
         )
+        if stats is not None and len(d_scores):
+            stats.top, stats.background = float(d_scores[0]), background_of(d_scores)
         if method != "dense":
             l_ids, _, all_lex = self.lexical.search(query.text, depth)
         else:
@@ -115,6 +158,39 @@ class Retriever:
             age = max(0.0, (now - published).total_seconds() / 86400)
             factors.append(0.8 + 0.2 * 0.5 ** (age / half))
         return np.array(factors, dtype=np.float32)
+
+
+def prefer_recent(query: Query, hits: Sequence[Scored], weight: float, half_life_days: float) -> list[Scored]:
+    """Add ``weight * 0.5^(age / half_life)`` to each hit's fused score and sort again.
+
+    The age is counted from the newest dated article among the hits, not from the clock: news
+    questions are mostly about the latest events the collection holds, and an archive searched
+    years later keeps the same order. Undated articles get nothing. A question that names a year
+    before the newest article's is about the past, and is left as it is. Done on the hits any
+    backend returns, so every backend ranks the same.
+    """
+    dated = [_utc(s.article.published) for s in hits if s.article.published is not None]
+    if weight <= 0 or half_life_days <= 0 or not dated:
+        return list(hits)
+    newest = max(dated)
+    if any(int(y) < newest.year for y in _YEAR.findall(query.text)):
+        return list(hits)
+    boosted: list[tuple[float, Scored]] = []
+    for s in hits:
+        bonus = 0.0
+        if s.article.published is not None:
+            age = max(0.0, (newest - _utc(s.article.published)).total_seconds() / 86400)
+            bonus = weight * 0.5 ** (age / half_life_days)
+        boosted.append((s.hit.fused + bonus, s))
+    boosted.sort(key=lambda pair: -pair[0])  # stable: ties keep the backend's order
+    return [
+        replace(s, hit=replace(s.hit, fused=float(score), rank=rank))
+        for rank, (score, s) in enumerate(boosted, start=1)
+    ]
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def _passes(query: Query, article: Article) -> bool:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from retrieval.config import Config
 from retrieval.encoder import Encoder
+from retrieval.highlight import sentence_scores
 from retrieval.loaders import load_file
 from retrieval.newsindex import NewsIndex
 
@@ -142,3 +144,19 @@ def test_page_copy_questions_mark_the_fact(page_index: NewsIndex) -> None:
 
 def test_sample_corpus_path_exists() -> None:
     assert Path(SAMPLE).is_dir() and len(list(SAMPLE.glob("*.md"))) == 10
+
+
+def test_a_term_held_by_one_sentence_weighs_more_than_the_passages_topic() -> None:
+    question = "Which AFC team played in Super Bowl 50?"
+    sentences = [
+        "Super Bowl 50 was played in California.",
+        "The AFC champion Denver Broncos won it.",
+        "Super Bowl 50 drew a large audience.",
+    ]
+    vectors = np.tile(np.array([1.0, 0.0], dtype=np.float32), (3, 1))  # the same cosine for all
+    qvec = np.array([1.0, 0.0], dtype=np.float32)
+    flat = sentence_scores(question, sentences, vectors, qvec, spread_power=0.0)
+    spread = sentence_scores(question, sentences, vectors, qvec)
+    # "super", "bowl" and "50" are in two sentences of three: the passage's topic.
+    assert spread[1] - spread[0] > flat[1] - flat[0]
+    assert spread[1] > spread[2]

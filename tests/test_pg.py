@@ -7,6 +7,7 @@ these are the behaviours only a shared database has.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,12 +17,13 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import cli
-from retrieval.config import Config, Secret, StorageConfig, load_config
+from retrieval.config import Config, SearchConfig, Secret, StorageConfig, load_config
 from retrieval.encoder import Encoder
 from retrieval.errors import EmptyIndexError, StoreError
 from retrieval.loaders import load_file, make_article
 from retrieval.models import Answer
 from retrieval.newsindex import NewsIndex
+from retrieval.pg.migrations import LATEST, MIGRATIONS
 from tests.conftest import SAMPLE
 from tests.pg_server import PgServer
 from tests.pg_server import available as postgres_available
@@ -101,7 +103,7 @@ def test_db_upgrade_creates_the_schema_once_and_a_newer_schema_is_refused(pg_dsn
     env = {"NEWSQA_STORAGE_BACKEND": "postgres", "NEWSQA_PG_DSN": pg_dsn, "NEWSQA_DATA_DIR": str(tmp_path)}
     code, out, err = _cli(env, "db", "upgrade")
     assert code == 0, err
-    assert "applied migration 1" in out and "version 1" in out
+    assert "applied migration 1" in out and f"version {LATEST}" in out
     code, out, _ = _cli(env, "db", "upgrade")
     assert code == 0 and "already up to date" in out
     import psycopg
@@ -111,7 +113,7 @@ def test_db_upgrade_creates_the_schema_once_and_a_newer_schema_is_refused(pg_dsn
     code, out, err = _cli(env, "sources")
     assert code == 1
     assert err.strip() == (
-        "newsqa: the database schema is version 99, newer than this newsqa knows (1); upgrade newsqa"
+        f"newsqa: the database schema is version 99, newer than this newsqa knows ({LATEST}); upgrade newsqa"
     )
     code, _, err = _cli(env, "db", "upgrade")
     assert code == 1 and "newer than this newsqa" in err
@@ -151,6 +153,85 @@ def test_the_database_ranks_exactly_like_the_local_backend(pg_dsn: str, tmp_path
         pg.close()
 
 
+def test_a_shallow_top_k_skips_passages_and_still_ranks_like_the_local_backend(
+    pg_dsn: str, tmp_path: Path, encoder: Encoder
+) -> None:
+    """With few candidates the database scores only the passages that can reach the top (MaxScore)."""
+    shallow = SearchConfig(candidates=1)
+    articles = _sample()
+    config = _pg_config(pg_dsn, tmp_path / "pg")
+    pg = NewsIndex.open(dataclasses.replace(config, search=shallow), encoder=encoder, create=True)
+    local = NewsIndex.open(Config(data_dir=str(tmp_path / "local"), search=shallow), encoder=encoder, create=True)
+    try:
+        pg.ingest(articles)
+        local.ingest(articles)
+        long_questions = (
+            "Which council voted on the new budget for the city and how many members voted for it this week?",
+            "What did the national bank say about interest rates, inflation and the price of houses in Norland?",
+        )
+        for question in QUESTIONS + long_questions:
+            for k in (1, 2, 3, 5):
+                for fusion in ("lexical", "weighted", "rrf"):
+                    ours = pg.search(question, k, fusion)
+                    theirs = local.search(question, k, fusion)
+                    assert [h.passage.id for h in ours] == [h.passage.id for h in theirs], (question, k, fusion)
+                    for a, b in zip(ours, theirs, strict=True):
+                        assert a.lexical == pytest.approx(b.lexical, rel=1e-3, abs=1e-3)
+    finally:
+        pg.close()
+
+
+def _postings_problems(index: NewsIndex) -> list[object]:
+    """Postings and term statistics that differ from the passages' own terms (none when in sync)."""
+    with index.store.connection() as con:  # type: ignore[attr-defined]
+        wrong = con.execute(
+            "WITH want AS (SELECT u.lexeme AS term, p.id AS passage_id, cardinality(u.positions) AS tf, p.n_terms AS dl"
+            " FROM passages p CROSS JOIN LATERAL unnest(p.terms) u)"
+            " (SELECT * FROM want EXCEPT ALL SELECT * FROM postings)"
+            " UNION ALL (SELECT * FROM postings EXCEPT ALL SELECT * FROM want)"
+        ).fetchall()
+        wrong += con.execute(
+            "SELECT d.term, d.df, s.df FROM (SELECT term, count(*) AS df FROM postings GROUP BY term) d"
+            " FULL JOIN term_stats s ON s.term = d.term WHERE d.df IS DISTINCT FROM s.df"
+            " OR s.max_tf < (SELECT max(tf) FROM postings p WHERE p.term = s.term)"
+            " OR s.min_dl > (SELECT min(dl) FROM postings p WHERE p.term = s.term)"
+        ).fetchall()
+    return list(wrong)
+
+
+def test_postings_follow_every_write_and_migration_3_fills_them_in(
+    pg_dsn: str, tmp_path: Path, encoder: Encoder
+) -> None:
+    config = _pg_config(pg_dsn, tmp_path)
+    index = NewsIndex.open(config, encoder=encoder, create=True)
+    try:
+        articles = _sample()
+        index.ingest(articles)
+        copy = make_article(articles[1].text, url="https://example.org/copy-of-1", title=articles[1].title)
+        index.ingest([copy])
+        index.remove(articles[0].id)
+        index.remove(articles[1].id)  # its passages move to the copy
+        index.ingest([articles[0]])
+        assert _postings_problems(index) == []
+        question = "How far did the Kestrel probe travel?"
+        before = [(h.passage.id, h.lexical) for h in index.search(question, 5, "lexical")]
+        # A database written before migration 2 (no postings): the migration fills them in.
+        with index.store.connection() as con:  # type: ignore[attr-defined]
+            con.execute(
+                "DROP TABLE postings; DROP TABLE term_stats;"
+                " DROP TRIGGER passages_postings_added ON passages; DROP TRIGGER passages_postings_removed ON passages;"
+                " DROP FUNCTION postings_added(); DROP FUNCTION postings_removed()"
+            )
+            with con.transaction():
+                con.execute(next(m for m in MIGRATIONS if m.version == 2).sql)
+        assert _postings_problems(index) == []
+        after = [(h.passage.id, h.lexical) for h in index.search(question, 5, "lexical")]
+        assert [a[0] for a in after] == [b[0] for b in before]
+        assert [a[1] for a in after] == pytest.approx([b[1] for b in before], rel=1e-9)
+    finally:
+        index.close()
+
+
 def test_an_article_ingested_by_one_process_is_answered_by_another_at_once(
     pg_dsn: str, tmp_path: Path, encoder: Encoder
 ) -> None:
@@ -177,6 +258,15 @@ def test_an_article_ingested_by_one_process_is_answered_by_another_at_once(
         reader.close()
 
 
+def _log_rows(local: NewsIndex) -> list[tuple[object, ...]]:
+    with local.store.connection() as con:
+        return [
+            tuple(r)
+            for table in ("questions", "feedback")
+            for r in con.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()  # noqa: S608
+        ]
+
+
 def test_migrate_copies_both_ways_without_embedding_again(
     pg_dsn: str, tmp_path: Path, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -184,6 +274,12 @@ def test_migrate_copies_both_ways_without_embedding_again(
     local = NewsIndex.open(Config(data_dir=str(local_dir)), encoder=encoder, create=True)
     local.ingest(_sample())
     before = {q: local.ask(q) for q in QUESTIONS + FILTERED}
+    asked = local.store.log_question(QUESTIONS[0], "telegram", 7, 8, True, [3, 1])
+    local.store.log_question("Who won?", "cli", None, None, False, [])
+    local.store.record_feedback(asked, 1, 7, 8, [3, 1])
+    local.store.record_feedback(asked, -1, 7, 9, [3])
+    usage = local.store.usage()
+    log = _log_rows(local)
     local.close()
 
     def no_encoder(*_: object) -> Encoder:
@@ -193,7 +289,7 @@ def test_migrate_copies_both_ways_without_embedding_again(
     env = {"NEWSQA_STORAGE_BACKEND": "postgres", "NEWSQA_PG_DSN": pg_dsn}
     code, out, err = _cli(env, "--data-dir", str(local_dir), "migrate", "--from", "local", "--to", "postgres")
     assert code == 0, err
-    assert out.strip() == "copied 10 articles and 40 passages from local to postgres"
+    assert out.strip() == "copied 10 articles, 40 passages, 2 questions and 2 feedback from local to postgres"
     code, _, err = _cli(env, "--data-dir", str(local_dir), "migrate", "--from", "local", "--to", "postgres")
     assert code == 1 and "already holds 10 articles" in err
     back_dir = tmp_path / "back"
@@ -205,6 +301,7 @@ def test_migrate_copies_both_ways_without_embedding_again(
     back = NewsIndex.open(Config(data_dir=str(back_dir)), encoder=encoder)
     try:
         assert pg.check().ok and back.check().ok
+        assert _postings_problems(pg) == []
         stored = back.store.sentence_vectors(range(1, 41))
         assert stored.keys() == pg.store.sentence_vectors(range(1, 41)).keys()
         for question, answer in before.items():
@@ -214,6 +311,11 @@ def test_migrate_copies_both_ways_without_embedding_again(
         # New passages in the database continue after the copied ids.
         report = pg.ingest([make_article("A new ferry terminal opened in Lindqvist Bay.", url="https://example.org/n")])
         assert report.added == 1 and pg.check().ok
+        # The questions log and feedback came along, both ways, with their ids.
+        assert pg.store.usage() == usage and back.store.usage() == usage
+        assert pg.store.get_question(asked) == QUESTIONS[0]
+        assert _log_rows(back) == log
+        assert pg.store.log_question("Next?", "cli", None, None, False, []) == 3
     finally:
         pg.close()
 

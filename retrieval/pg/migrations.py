@@ -130,6 +130,74 @@ MIGRATIONS: tuple[Migration, ...] = (
         INSERT INTO meta (key, value) VALUES ('generation', '0');
         """,
     ),
+    Migration(
+        2,
+        "postings and term statistics for BM25 top-k without scoring every matching passage",
+        """
+        -- One row per (term, passage): the term's count there and the passage's length. The key
+        -- index carries both, so BM25 reads a term's postings from the index alone.
+        CREATE TABLE postings (
+            term text NOT NULL,
+            passage_id bigint NOT NULL,
+            tf integer NOT NULL,
+            dl integer NOT NULL,
+            PRIMARY KEY (term, passage_id) INCLUDE (tf, dl)
+        );
+        -- Per term: document frequency, and the highest count and shortest passage it occurs in
+        -- (bounds of its BM25 contribution; they only ever widen, so they stay bounds after removals).
+        CREATE TABLE term_stats (
+            term text PRIMARY KEY,
+            df integer NOT NULL,
+            max_tf integer NOT NULL,
+            min_dl integer NOT NULL
+        );
+        CREATE FUNCTION postings_added() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            WITH new AS (
+                INSERT INTO postings (term, passage_id, tf, dl)
+                SELECT u.lexeme, a.id, cardinality(u.positions), a.n_terms
+                FROM added a CROSS JOIN LATERAL unnest(a.terms) u
+                RETURNING term, tf, dl
+            )
+            INSERT INTO term_stats (term, df, max_tf, min_dl)
+            SELECT term, count(*), max(tf), min(dl) FROM new GROUP BY term
+            ON CONFLICT (term) DO UPDATE SET df = term_stats.df + excluded.df,
+                max_tf = greatest(term_stats.max_tf, excluded.max_tf),
+                min_dl = least(term_stats.min_dl, excluded.min_dl);
+            RETURN NULL;
+        END $$;
+        CREATE FUNCTION postings_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            emptied text[];
+        BEGIN
+            WITH gone AS (
+                DELETE FROM postings p USING (
+                    SELECT u.lexeme, r.id
+                    FROM removed r CROSS JOIN LATERAL unnest(tsvector_to_array(r.terms)) u (lexeme)
+                ) r WHERE p.term = r.lexeme AND p.passage_id = r.id
+                RETURNING p.term
+            ), changed AS (
+                UPDATE term_stats t SET df = t.df - g.n FROM (SELECT term, count(*) AS n FROM gone GROUP BY term) g
+                WHERE t.term = g.term RETURNING t.term, t.df
+            )
+            SELECT array_agg(term) INTO emptied FROM changed WHERE df <= 0;
+            DELETE FROM term_stats WHERE term = ANY(emptied);
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER passages_postings_added AFTER INSERT ON passages REFERENCING NEW TABLE AS added
+            FOR EACH STATEMENT EXECUTE FUNCTION postings_added();
+        CREATE TRIGGER passages_postings_removed AFTER DELETE ON passages REFERENCING OLD TABLE AS removed
+            FOR EACH STATEMENT EXECUTE FUNCTION postings_removed();
+        INSERT INTO postings (term, passage_id, tf, dl)
+            SELECT u.lexeme, p.id, cardinality(u.positions), p.n_terms
+            FROM passages p CROSS JOIN LATERAL unnest(p.terms) u ORDER BY 1, 2;
+        INSERT INTO term_stats (term, df, max_tf, min_dl)
+            SELECT term, count(*), max(tf), min(dl) FROM postings GROUP BY term;
+        ANALYZE postings;
+        ANALYZE term_stats;
+        ANALYZE corpus_stats;
+        """,
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

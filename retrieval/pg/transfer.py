@@ -1,13 +1,16 @@
 """Copy a corpus between the local data directory and a PostgreSQL database, either way.
 
 Articles, passages (same ids, offsets and text), their vectors and sentence vectors are copied
-as stored: nothing is embedded again. The target must be empty, and receives the source's
-encoder identity, so a mismatched model is refused there as it would have been here.
+as stored: nothing is embedded again. The questions log and the feedback on answers come along
+with the same ids (feedback refers to its question by id). The target must be empty, and
+receives the source's encoder identity, so a mismatched model is refused there as it would have
+been here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -51,6 +54,8 @@ class TransferReport:
 
     articles: int
     passages: int
+    questions: int = 0
+    feedback: int = 0
 
 
 def migrate(config: Config, source: str, target: str) -> TransferReport:
@@ -164,6 +169,80 @@ def _passages(source: NewsIndex) -> Iterator[list[tuple[int, str, int, int, int,
         yield batch
 
 
+# A question: (id, asked_at, question, channel, chat_id, user_id, answered, passage ids).
+_Question = tuple[int, datetime, str, str, int | None, int | None, bool, list[int]]
+# Feedback: (id, question_id, value, chat_id, user_id, passage ids, at).
+_Feedback = tuple[int, int, int, int | None, int | None, list[int], datetime]
+
+
+def _log(source: NewsIndex) -> tuple[list[_Question], list[_Feedback]]:
+    """Return the source's questions log and feedback, in id order."""
+    if isinstance(source, PgNewsIndex):
+        questions = source.store._rows(
+            "SELECT id, asked_at, question, channel, chat_id, user_id, answered, passage_ids"
+            " FROM questions ORDER BY id",
+            read_only=False,
+        )
+        feedback = source.store._rows(
+            "SELECT id, question_id, value, chat_id, user_id, passage_ids, at FROM feedback ORDER BY id",
+            read_only=False,
+        )
+        return (
+            [
+                (
+                    r["id"],
+                    r["asked_at"],
+                    r["question"],
+                    r["channel"],
+                    r["chat_id"],
+                    r["user_id"],
+                    r["answered"],
+                    [int(p) for p in r["passage_ids"]],
+                )
+                for r in questions
+            ],
+            [
+                (
+                    r["id"],
+                    r["question_id"],
+                    r["value"],
+                    r["chat_id"],
+                    r["user_id"],
+                    [int(p) for p in r["passage_ids"]],
+                    r["at"],
+                )
+                for r in feedback
+            ],
+        )
+    with source.store.connection() as con:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
+        q_rows = (
+            con.execute(
+                "SELECT id, asked_at, question, channel, chat_id, user_id, answered, passage_ids"
+                " FROM questions ORDER BY id"
+            ).fetchall()
+            if "questions" in tables
+            else []
+        )
+        f_rows = (
+            con.execute(
+                "SELECT id, question_id, value, chat_id, user_id, passage_ids, at FROM feedback ORDER BY id"
+            ).fetchall()
+            if "feedback" in tables
+            else []
+        )
+    return (
+        [
+            (int(r[0]), _stamp(r[1]), r[2], r[3], r[4], r[5], bool(r[6]), [int(p) for p in json.loads(r[7])])
+            for r in q_rows
+        ],
+        [
+            (int(r[0]), int(r[1]), int(r[2]), r[3], r[4], [int(p) for p in json.loads(r[5])], _stamp(r[6]))
+            for r in f_rows
+        ],
+    )
+
+
 # -- writing ----------------------------------------------------------------------------------------
 
 
@@ -174,6 +253,18 @@ def _time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+def _stamp(value: str) -> datetime:
+    parsed = _time(value)
+    if parsed is None:
+        raise StoreError("a logged question or feedback has no time")
+    return parsed
+
+
+def _iso(value: datetime) -> str:
+    """Return a time as the local store writes it (UTC, seconds)."""
+    return value.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
 def _into_postgres(source: NewsIndex, store: PgStore, encoder: str, dim: int) -> TransferReport:
     n_articles = n_passages = 0
     titles: dict[str, str | None] = {}
@@ -182,6 +273,8 @@ def _into_postgres(source: NewsIndex, store: PgStore, encoder: str, dim: int) ->
         store.set_meta("encoder", encoder, con)
         store.set_meta("dim", str(dim), con)
         store.set_dimension(con, dim, index=False)
+        # The postings are written once, in key order, after the passages (see fill_postings).
+        con.execute("ALTER TABLE passages DISABLE TRIGGER passages_postings_added")
         with con.cursor() as cur:
             for rows in _articles(source):
                 cur.executemany(
@@ -210,22 +303,47 @@ def _into_postgres(source: NewsIndex, store: PgStore, encoder: str, dim: int) ->
                 n_articles += len(rows)
             for batch in _passages(source):
                 tokens = tokenize([index_text(titles.get(p[1]), p[5]) for p in batch])
-                cur.executemany(
-                    'INSERT INTO passages (id, article_id, ordinal, start, "end", text, terms, n_terms, embedding)'
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s::tsvector, %s, %s::vector)",
-                    [
-                        (pid, aid, ordinal, start, end, text, terms_literal(toks), len(toks), vector_literal(vec))
-                        for (pid, aid, ordinal, start, end, text, vec, _), toks in zip(batch, tokens, strict=True)
-                    ],
-                )
+                # One COPY per batch: the corpus_stats trigger runs once per batch.
+                with cur.copy(
+                    'COPY passages (id, article_id, ordinal, start, "end", text, terms, n_terms, embedding) FROM STDIN'
+                ) as copy:
+                    for (pid, aid, ordinal, start, end, text, vec, _), toks in zip(batch, tokens, strict=True):
+                        copy.write_row(
+                            (pid, aid, ordinal, start, end, text, terms_literal(toks), len(toks), vector_literal(vec))
+                        )
                 sentences = [(p[0], p[7]) for p in batch if p[7] is not None]
                 if sentences:
                     cur.executemany("INSERT INTO passage_sentences (passage_id, sentences) VALUES (%s, %s)", sentences)
                 n_passages += len(batch)
-        # New passages continue after the copied ids; the HNSW index is built once, over all rows.
-        con.execute("SELECT setval(pg_get_serial_sequence('passages', 'id'), GREATEST(max(id), 1)) FROM passages")
+            questions, feedback = _log(source)
+            cur.executemany(
+                "INSERT INTO questions (id, asked_at, question, channel, chat_id, user_id, answered, passage_ids)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                questions,
+            )
+            cur.executemany(
+                "INSERT INTO feedback (id, question_id, value, chat_id, user_id, passage_ids, at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                feedback,
+            )
+        con.execute("ALTER TABLE passages ENABLE TRIGGER passages_postings_added")
+        store.fill_postings(con)
+        # New rows continue after the copied ids; the HNSW index is built once, over all rows.
+        for table in ("passages", "questions", "feedback"):
+            con.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST(max(id), 1)) FROM {table}"  # noqa: S608
+            )
         store.build_vector_index(con)
-    return TransferReport(n_articles, n_passages)
+    # Vacuum the copy once, so that BM25 reads the postings from their index alone (index-only
+    # scans need the visibility map), and the planner has statistics.
+    with store.connection() as con:
+        timeout = con.execute("SHOW statement_timeout").fetchone()[0]
+        con.execute("SET statement_timeout = 0")
+        try:
+            con.execute("VACUUM (ANALYZE) postings, term_stats, passages, corpus_stats")
+        finally:
+            con.execute("SELECT set_config('statement_timeout', %s, false)", (timeout,))
+    return TransferReport(n_articles, n_passages, len(questions), len(feedback))
 
 
 def _into_local(source: NewsIndex, target: NewsIndex, encoder: str, dim: int) -> TransferReport:
@@ -250,4 +368,15 @@ def _into_local(source: NewsIndex, target: NewsIndex, encoder: str, dim: int) ->
                 ],
             )
             n_passages += len(batch)
-    return TransferReport(n_articles, n_passages)
+        questions, feedback = _log(source)
+        con.executemany(
+            "INSERT INTO questions (id, asked_at, question, channel, chat_id, user_id, answered, passage_ids)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(i, _iso(t), q, ch, c, u, int(a), json.dumps(p)) for i, t, q, ch, c, u, a, p in questions],
+        )
+        con.executemany(
+            "INSERT INTO feedback (id, question_id, value, chat_id, user_id, passage_ids, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(i, q, v, c, u, json.dumps(p), _iso(t)) for i, q, v, c, u, p, t in feedback],
+        )
+    return TransferReport(n_articles, n_passages, len(questions), len(feedback))
