@@ -24,7 +24,15 @@ from retrieval.search import Scored
 from retrieval.sentvecs import SentenceVectors
 from retrieval.urls import text_fragment_link
 
-__all__ = ["NOT_FOUND", "Ranked", "build_answer", "collapse_duplicates", "confidence", "coverage", "rank_groups"]
+__all__ = [
+    "NOT_FOUND",
+    "Ranked",
+    "build_answer",
+    "collapse_duplicates",
+    "confidence",
+    "confidence_parts",
+    "rank_groups",
+]
 
 NOT_FOUND = "not found in the indexed articles"
 NO_MORE = "no more quotes for this question"
@@ -72,11 +80,6 @@ def collapse_duplicates(hits: Sequence[Scored], threshold: float) -> list[_Group
         elif twin.lead.article.id != s.article.id and all(a.id != s.article.id for a in twin.also):
             twin.also.append(s.article)
     return groups
-
-
-def coverage(query_terms: Sequence[str], passage: str, idf: dict[str, float] | None) -> float:
-    """Return the IDF-weighted share of the question's terms that occur in the passage."""
-    return term_coverage(query_terms, tokenize([passage])[0], idf) if query_terms else 0.0
 
 
 # Contrast counts up to this much (the 99th percentile of off-topic questions on the evaluation
