@@ -24,7 +24,7 @@ from retrieval.lexical import tokenize
 from retrieval.newsindex import NewsIndex
 from retrieval.pg.index import PgNewsIndex
 from retrieval.pg.store import PgStore, terms_literal, vector_literal
-from retrieval.store import index_text
+from retrieval.store import Row, index_text
 
 __all__ = ["TransferReport", "copy_corpus", "migrate"]
 
@@ -117,7 +117,16 @@ def _articles(source: NewsIndex) -> Iterator[list[dict[str, Any]]]:
             yield [dict(r) for r in rows]
 
 
-def _passages(source: NewsIndex) -> Iterator[list[tuple[int, str, int, int, int, str, np.ndarray, bytes | None]]]:
+_PassageRow = tuple[int, str, int, int, int, str, np.ndarray, bytes | None]
+
+
+def _passage_row(row: Row, vector: np.ndarray, sentences: bytes | None) -> _PassageRow:
+    """Return one passage as ``_passages`` yields it; the backends differ only in how they store
+    the vector and the sentence vectors."""
+    return (int(row["id"]), row["article_id"], row["ordinal"], row["start"], row["end"], row["text"], vector, sentences)
+
+
+def _passages(source: NewsIndex) -> Iterator[list[_PassageRow]]:
     """Yield ``(id, article_id, ordinal, start, end, text, vector, sentences)`` in id order."""
     last = -1
     while True:
@@ -130,13 +139,8 @@ def _passages(source: NewsIndex) -> Iterator[list[tuple[int, str, int, int, int,
                 read_only=False,
             )
             batch = [
-                (
-                    int(r["id"]),
-                    r["article_id"],
-                    r["ordinal"],
-                    r["start"],
-                    r["end"],
-                    r["text"],
+                _passage_row(
+                    r,
                     np.asarray(r["embedding"], dtype=np.float32),
                     None if r["sentences"] is None else bytes(r["sentences"]),
                 )
@@ -150,19 +154,7 @@ def _passages(source: NewsIndex) -> Iterator[list[tuple[int, str, int, int, int,
                     " FROM passages WHERE id > ? ORDER BY id LIMIT ?",
                     (last, _BATCH),
                 ).fetchall()
-            batch = [
-                (
-                    int(r["id"]),
-                    r["article_id"],
-                    r["ordinal"],
-                    r["start"],
-                    r["end"],
-                    r["text"],
-                    np.frombuffer(r["embedding"], dtype=np.float32),
-                    r["sentences"],
-                )
-                for r in rows
-            ]
+            batch = [_passage_row(r, np.frombuffer(r["embedding"], dtype=np.float32), r["sentences"]) for r in rows]
         if not batch:
             return
         last = batch[-1][0]
