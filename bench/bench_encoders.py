@@ -261,7 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("agreement with torch fp32:", flush=True)
     for enc in encoders.values():
         enc.set_threads(1)
-    query_vectors = {label: enc.embed(questions) for label, enc in encoders.items()}
+    # Questions as answering encodes them (an int8 OnnxEncoder encodes questions in fp32).
+    query_vectors = {label: getattr(enc, "embed_queries", enc.embed)(questions) for label, enc in encoders.items()}
     first = {r.label: r for r in rows if r.threads == threads[0] and r.sorted_batches == native_sort[r.label]}
     ref_p, ref_q = first["torch fp32"].vectors, query_vectors["torch fp32"]
     agree = {label: agreement(ref_p, ref_q, first[label].vectors, query_vectors[label]) for label in encoders}

@@ -10,6 +10,7 @@ embedding with sentence vectors, SQLite, FAISS and BM25). The model load is time
 ingest, since it is paid once per process however much is ingested. Variants run interleaved
 (A B C A B C ...) so the shared machine's load falls on all of them alike; ratios are against
 the first variant (torch fp32 by default) in the same round; the table gives medians over rounds.
+The identity column names the ONNX files an ONNX run loaded (int8 ingests load only the int8 copy).
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ def child(articles: Path) -> None:
     report = index.ingest(items)
     done = time.perf_counter()
     identity = index.store.get_meta("encoder")
+    sessions = getattr(index.encoder, "loaded", None)  # the ONNX files whose sessions ran
+    if sessions is not None:
+        identity = f"{identity} [{', '.join(p.name for p in sessions())}]"
     index.close()
     result = {
         "load_s": loaded - started,

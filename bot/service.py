@@ -186,7 +186,8 @@ class Service:
         self._index = index
         self._coordinator = coordinator_for(self.config)
         try:
-            index.encoder  # noqa: B018 - load the model now, not at the first question
+            # Load the model (and the runtime's session, made on first use) now, not at the first question.
+            index.encoder.embed_one("warm up")
             app = build_application(self.config, index)
             self._app = app
             self._fetcher = Fetcher(self.config.web)

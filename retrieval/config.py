@@ -76,6 +76,9 @@ class ModelConfig:
     backend: str = "onnx"
     # Where ONNX exports are cached; empty means $XDG_CACHE_HOME/newsqa/models or ~/.cache/newsqa/models.
     cache_dir: str = ""
+    # "int8": passages (and their sentence vectors) through a partly int8 copy of the ONNX export,
+    # questions through the fp32 export (retrieval/onnx_encoder.py). A data directory keeps the
+    # backend and quantization it was built with (NewsIndex._check_model).
     quantize: str = "none"
     batch_size: int = 16
     # Threads for answering (latency) and for ingesting (throughput); 0 = the library default.
@@ -121,6 +124,9 @@ class SearchConfig:
     # newest dated article among the candidates. Off by default (0); 0.2 measured best on news.
     recent_weight: float = 0.0
     recent_half_life_days: float = 90.0
+    # The same bonus, with this weight, for a question that speaks of the present ("this week",
+    # "on Sunday", "the latest", "a new ..."): it asks about the newest articles on its subject.
+    now_weight: float = 0.2
     max_question_chars: int = 2000
 
 

@@ -2,7 +2,8 @@
 
 A question file is JSON lines ``{"id", "question", "answers": [...], "article_urls": [...]}``. A
 returned passage is a hit when it contains one of the answers, compared case- and
-whitespace-insensitively.
+whitespace-insensitively, with typographic quotes and apostrophes taken as the plain ones (an
+answer written “Succession” is found in a passage that writes "Succession").
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from retrieval.search import SearchStats
 __all__ = ["EvalQuestion", "MethodResult", "evaluate", "read_questions"]
 
 _SPACE = re.compile(r"\s+")
+_QUOTES = str.maketrans({**dict.fromkeys("“”„‟″«»", '"'), **dict.fromkeys("‘’‚‛′", "'")})
 
 
 def _norm(text: str) -> str:
-    return _SPACE.sub(" ", text).strip().casefold()
+    return _SPACE.sub(" ", text.translate(_QUOTES)).strip().casefold()
 
 
 @dataclass(frozen=True)

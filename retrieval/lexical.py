@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 K1 = 1.2
 B = 0.75
+# What a passage's row holds: its own text, without the article title (indexes saved before
+# this had no such mark, and are rebuilt from the store when loaded).
+INDEXED_TEXT = "passage"
 
 
 @lru_cache(maxsize=1)
@@ -424,7 +427,13 @@ class LexicalIndex:
                 hidden=np.flatnonzero(self._hidden),
             ),
         )
-        stamp = {"generation": self.generation, "dir": base.name, "delta": delta_name, "count": len(self.ids)}
+        stamp = {
+            "generation": self.generation,
+            "dir": base.name,
+            "delta": delta_name,
+            "count": len(self.ids),
+            "text": INDEXED_TEXT,
+        }
         write_atomic(folder / "lexical.json", lambda tmp: tmp.write_text(json.dumps(stamp)))
         for old in folder.glob("lexical-*"):
             if old.name in (base.name, delta_name):
@@ -442,7 +451,7 @@ class LexicalIndex:
             return None
         try:
             stamp = json.loads(pointer.read_text())
-            if "delta" not in stamp:
+            if "delta" not in stamp or stamp.get("text") != INDEXED_TEXT:
                 log.info("the lexical index in %s is in an older format; it will be rebuilt", folder)
                 return None
             base = _Base.load(folder / stamp["dir"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -90,6 +91,10 @@ class CheckReport:
         return not self.problems
 
 
+# Data directories (and the encoder settings adopted for them) already reported by _check_model.
+_ADOPTED: set[tuple[str, str, str]] = set()
+
+
 def _expected_identity(config: Config) -> str:
     m = config.model
     return f"{m.name}|{m.backend}|{m.quantize}"
@@ -100,7 +105,8 @@ def identities_compatible(stored: str, wanted: str) -> bool:
 
     Identities are ``name|backend|quantize[|dim]``. fp32 torch and fp32 ONNX runs of one model
     give the same vectors (max difference 2e-7, identical top-10 in bench/bench_encoders.py), so
-    they may share an index; int8 changes rankings and never mixes with fp32.
+    they may share an index; int8 passage vectors differ and never mix with fp32 ones (an
+    existing data directory keeps its own encoder instead, see ``NewsIndex._check_model``).
     """
     s, w = stored.split("|")[:3], wanted.split("|")[:3]
     if len(s) < 3 or len(w) < 3 or s[0] != w[0] or s[2] != w[2]:
@@ -145,18 +151,46 @@ class NewsIndex:
         return index
 
     def _check_model(self) -> None:
+        """Refuse a data directory built with another model; adopt its backend and quantization.
+
+        A data directory keeps the encoder that built it: when only the backend or the
+        quantization differ from the configuration (say the default changed since), the recorded
+        ones are used for this directory, so its vectors and answers stay as they were.
+        """
         stored = self.store.get_meta("encoder")
         if stored is None:
             return
         expected = _expected_identity(self.config)
-        if not identities_compatible(stored, expected):
-            name, backend, quant, dim = (stored.split("|") + ["?"] * 4)[:4]
-            raise ModelMismatchError(
-                f"the index in {self.folder} was built with model {name!r} (backend {backend}, "
-                f"quantize {quant}, {dim} dimensions), but the configuration asks for "
-                f"{self.config.model.name!r} (backend {self.config.model.backend}, quantize "
-                f"{self.config.model.quantize}); use that model or another data directory"
-            )
+        if identities_compatible(stored, expected):
+            return
+        name, backend, quant, dim = (stored.split("|") + ["?"] * 4)[:4]
+        model = self.config.model
+        if name == model.name and backend in ("onnx", "torch") and quant in ("none", "int8"):
+            adopted = dataclasses.replace(model, quantize=quant)
+            if not identities_compatible(stored, f"{name}|{adopted.backend}|{quant}"):
+                adopted = dataclasses.replace(adopted, backend=backend)
+            key = (str(self.folder), stored, expected)
+            if key not in _ADOPTED:  # once per process, however often the directory is opened
+                _ADOPTED.add(key)
+                log.info(
+                    "%s was built with backend %s, quantize %s: using backend %s, quantize %s for it "
+                    "instead of the configured %s, %s",
+                    self.folder,
+                    backend,
+                    quant,
+                    adopted.backend,
+                    adopted.quantize,
+                    model.backend,
+                    model.quantize,
+                )
+            self.config = dataclasses.replace(self.config, model=adopted)
+            return
+        raise ModelMismatchError(
+            f"the index in {self.folder} was built with model {name!r} (backend {backend}, "
+            f"quantize {quant}, {dim} dimensions), but the configuration asks for "
+            f"{model.name!r} (backend {model.backend}, quantize {model.quantize}); "
+            "use that model or another data directory"
+        )
 
     @property
     def encoder(self) -> Encoder:
@@ -212,6 +246,12 @@ class NewsIndex:
             if files_gen == gen:
                 assert file_vectors is not None and file_lexical is not None
                 vectors, lexical = file_vectors, file_lexical
+            elif file_lexical is None and file_vectors is not None and file_vectors.generation == gen:
+                # Only BM25 is missing or in an older format: rebuild it alone, and keep it for
+                # the next process unless a writer is busy (it saves its own when done).
+                log.info("rebuilding the BM25 index of %s from the store", self.folder)
+                vectors, lexical = self._rebuild(gen, file_vectors)
+                self._save_lexical(lexical)
             elif not writing and vectors is not None and lexical is not None and writer_active(self.folder):
                 if file_vectors is not None and file_lexical is not None and files_gen > vectors.generation:
                     vectors, lexical = file_vectors, file_lexical
@@ -258,10 +298,17 @@ class NewsIndex:
             return self._rebuild(gen, vectors)[1]
         # Only passages still in the store (one added and removed again within the write is gone).
         passages = self.store.passages(added.tolist())
-        titles = self.store.articles(p.article_id for p in passages.values())
         kept = [int(i) for i in added if int(i) in passages]
-        texts = [index_text(titles[passages[i].article_id].title, passages[i].text) for i in kept]
+        texts = [passages[i].text for i in kept]
         return current.updated(np.array(kept, dtype=np.int64), texts, removed, gen)
+
+    def _save_lexical(self, lexical: LexicalIndex) -> None:
+        try:
+            with writer_lock(self.folder, wait=0):
+                if self.store.generation() == lexical.generation:
+                    lexical.save(self.folder)
+        except (StoreError, OSError) as exc:  # a writer is busy, or the folder is read-only
+            log.debug("BM25 index of %s not saved: %s", self.folder, exc)
 
     def _save(self, vectors: FaissIndex, lexical: LexicalIndex) -> None:
         vectors.save(self.folder / FAISS_NAME)
@@ -335,7 +382,8 @@ class NewsIndex:
         # on another scale (about 0.03), so that fusion gets none.
         shown = wanted * 3 + 5
         search = self.config.search
-        weight = search.recent_weight if (fusion or search.fusion) != "rrf" else 0.0
+        weight = max(search.recent_weight, search.now_weight if query.of_now else 0.0)
+        weight = weight if (fusion or search.fusion) != "rrf" else 0.0
         hits = retriever.search(query, qvec, max(shown, search.candidates) if weight > 0 else shown, fusion, stats)
         hits = prefer_recent(query, hits, weight, search.recent_half_life_days)[:shown]
         idf = retriever.lexical.idf(tokenize([query.text])[0])

@@ -3,7 +3,8 @@
 The export is made offline on first use from the model folder's weights (torch is imported only
 then) and cached under ``<cache_dir>/<model>-<hash of weights>/``; later processes load the cached
 file with onnxruntime and tokenize with ``tokenizers``, without importing torch. ``quantize =
-"int8"`` adds a dynamically quantized (per-channel int8) copy beside the fp32 export.
+"int8"`` adds a dynamically quantized (per-channel int8) copy beside the fp32 export: passages are
+encoded with it, questions still with the fp32 export (each session is loaded on first use).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -32,12 +34,16 @@ from retrieval.sentvecs import pool_spans, token_ranges
 if TYPE_CHECKING:
     from tokenizers import Encoding, Tokenizer
 
-__all__ = ["OnnxEncoder", "default_cache_dir"]
+__all__ = ["Int8Plan", "OnnxEncoder", "default_cache_dir", "plan_int8"]
 
 log = logging.getLogger(__name__)
 
-# Bump when the export or quantization recipe changes, so old cached files are not reused.
+# Bump when the export changes, so old cached files are not reused (it is part of the folder name).
 EXPORT_VERSION = "1"
+# Bump when the int8 recipe changes: a cached int8 copy made by another recipe is quantized again
+# from the cached fp32 export (recorded in the copy's manifest; torch is not needed for it).
+# 1: every quantizable op. 2: MatMul only, FFN down-projections and the first layer kept fp32.
+INT8_RECIPE = "2"
 OPSET = 17
 QUANTIZE_MODES = ("none", "int8")
 _WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
@@ -186,7 +192,7 @@ def _write_bytes_atomic(target: Path, data: bytes) -> None:
     write_atomic(target, write)
 
 
-def _publish(target: Path, write: Callable[[Path], None]) -> None:
+def _publish(target: Path, write: Callable[[Path], None], **extra: object) -> None:
     """Write a cache file atomically, then the manifest that marks it complete."""
     write_atomic(target, write)
     manifest = {
@@ -194,6 +200,7 @@ def _publish(target: Path, write: Callable[[Path], None]) -> None:
         "sha256": _sha256(target),  # kept for diagnosis; loading checks only the size
         "created": time.time(),
         "version": EXPORT_VERSION,
+        **extra,
     }
     _write_bytes_atomic(_manifest_path(target), json.dumps(manifest).encode())
 
@@ -202,12 +209,14 @@ def _manifest_path(target: Path) -> Path:
     return target.with_name(target.name + ".json")
 
 
-def _is_complete(target: Path) -> bool:
-    """Tell whether a cached file exists with the size its manifest recorded (cheap check)."""
+def _is_complete(target: Path, recipe: str | None = None) -> bool:
+    """Tell whether a cached file exists with the size (and recipe) its manifest recorded (cheap check)."""
     try:
         manifest = json.loads(_manifest_path(target).read_text(encoding="utf-8"))
+        if recipe is not None and manifest.get("recipe") != recipe:
+            return False
         return bool(target.stat().st_size == manifest["size"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
 
 
@@ -292,31 +301,90 @@ def _export_fp32(spec: _ModelSpec, target: Path) -> None:
     _publish(target, write)
 
 
+@dataclass(frozen=True)
+class Int8Plan:
+    """Which MatMul nodes of an export the int8 recipe quantizes and which it keeps in fp32."""
+
+    quantized: tuple[str, ...]
+    kept: tuple[str, ...]  # the first layer's and every FFN down-projection
+    layers: int  # FFN down-projections found, one per transformer layer
+
+
+def plan_int8(model: Any) -> Int8Plan:
+    """Choose the MatMuls to quantize in ``model`` (an ``onnx.ModelProto``; unnamed nodes get names).
+
+    Found by structure, not by name: a MatMul with a constant 2-D weight is a linear layer, one
+    whose weight has more rows than columns (intermediate size to hidden size) is an FFN
+    down-projection, the last linear layer of each transformer layer; the first layer is every
+    linear layer up to and including the first down-projection (ONNX graphs are in topological
+    order). Keeping those in fp32 kept 0.929 of fp32's top-10 where quantizing all kept 0.886
+    (docs/performance.md). A graph without a down-projection gets every linear layer quantized.
+    """
+    graph = model.graph
+    for n, node in enumerate(graph.node):
+        if not node.name:
+            node.name = f"newsqa_node_{n}"
+    shapes = {init.name: tuple(init.dims) for init in graph.initializer}
+    linear: list[tuple[str, tuple[int, ...]]] = [
+        (node.name, shapes[node.input[1]])
+        for node in graph.node
+        if node.op_type == "MatMul" and len(node.input) == 2 and len(shapes.get(node.input[1], ())) == 2
+    ]
+    down = [name for name, (rows, cols) in linear if rows > cols]
+    if not down:
+        log.warning("no FFN down-projection found in the ONNX graph; quantizing every linear layer")
+        return Int8Plan(tuple(name for name, _ in linear), (), 0)
+    first_down = next(i for i, (name, _) in enumerate(linear) if name == down[0])
+    keep = {name for name, _ in linear[: first_down + 1]} | set(down)
+    return Int8Plan(
+        tuple(name for name, _ in linear if name not in keep),
+        tuple(name for name, _ in linear if name in keep),
+        len(down),
+    )
+
+
 def _quantize_int8(source: Path, target: Path) -> None:
-    """Write a dynamically quantized copy: int8 weights, per channel."""
+    """Write a dynamically quantized copy: int8 weights per channel, MatMuls of ``plan_int8`` only."""
     try:
+        import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as exc:
         raise ConfigError(f'model.quantize = "int8" needs the onnx package: {exc}') from None
     log.info("quantizing %s to int8 (once)", source)
+    model = onnx.load(str(source))
+    plan = plan_int8(model)
 
     def write(tmp: Path) -> None:
+        if not plan.quantized:  # an empty list would mean "every node" to the quantizer
+            onnx.save(model, str(tmp))
+            return
         with warnings.catch_warnings(), _quiet_root_logger():
             warnings.simplefilter("ignore")
             # Top-1 agreement with fp32 measured here: per-tensor 0.63, per-channel 0.83.
-            quantize_dynamic(str(source), str(tmp), per_channel=True, weight_type=QuantType.QInt8)
+            quantize_dynamic(
+                model,
+                str(tmp),
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=["MatMul"],
+                nodes_to_quantize=list(plan.quantized),
+            )
 
-    _publish(target, write)
+    _publish(target, write, recipe=INT8_RECIPE, quantized=len(plan.quantized), kept_fp32=len(plan.kept))
+    log.info("int8: %d linear layers quantized, %d kept in fp32", len(plan.quantized), len(plan.kept))
 
 
 class _DropQuantizerInfo(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING or "quantization" not in record.pathname
+        if "quantization" not in record.pathname:
+            return True
+        # Its advice to pre-process the model (shape inference) is for static quantization.
+        return record.levelno >= logging.WARNING and "pre-processing" not in record.getMessage()
 
 
 @contextlib.contextmanager
 def _quiet_root_logger() -> Iterator[None]:
-    """Drop the quantizer's per-tensor INFO lines, which it logs on the root logger."""
+    """Drop the quantizer's per-tensor INFO lines and its pre-processing hint (on the root logger)."""
     root = logging.getLogger()
     quiet = _DropQuantizerInfo()
     root.addFilter(quiet)
@@ -339,7 +407,12 @@ def _new_session(path: Path, threads: int) -> Any:
 
 
 class OnnxEncoder(Encoder):
-    """An encoder run by onnxruntime on a cached ONNX export (fp32 or int8)."""
+    """An encoder run by onnxruntime on a cached ONNX export (fp32 or int8).
+
+    With ``quantize = "int8"`` passages (``embed``, ``embed_passages``) go through the int8 copy
+    and questions (``embed_one``) through the fp32 export; each session is loaded on first use, so
+    answering never loads the int8 file and ingesting never loads the fp32 one.
+    """
 
     def __init__(
         self,
@@ -351,24 +424,31 @@ class OnnxEncoder(Encoder):
         threads: int,
         batch_size: int = 16,
         exported: tuple[str, ...] = (),
+        query_path: Path | None = None,
+        rebuild: Callable[[Path], tuple[str, ...]] | None = None,
     ) -> None:
         self.name = name
         self.spec = spec
+        #: The file passages are encoded with (the int8 copy with quantize = "int8").
         self.model_path = model_path
+        #: The file questions are encoded with: always an fp32 export.
+        self.query_path = query_path if query_path is not None else model_path
         self.quantize = quantize
         self.dim = spec.dim
         self.batch_size = batch_size
         self.identity = f"{name}|onnx|{quantize}|{self.dim}"
-        #: Which files this construction had to build (empty when the cache was used).
+        #: Which files this encoder had to build (empty when the cache was used).
         self.exported = exported
         self._tokenizer = tokenizer
         padding = tokenizer.padding or {}
         self._pad_id = int(padding.get("pad_id", 0))
-        # Padding is done per batch in _run, so one window of texts is tokenized only once.
+        # Padding is done per batch in _forward, so one window of texts is tokenized only once.
         tokenizer.no_padding()
         self._threads = threads
-        self._session = _new_session(model_path, threads)
-        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._rebuild = rebuild
+        # path -> (threads it was made with, session, its input names); made on first use.
+        self._sessions: dict[Path, tuple[int, Any, frozenset[str]]] = {}
+        self._sessions_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config: ModelConfig, threads: int, cache_dir: Path | None = None) -> OnnxEncoder:
@@ -392,32 +472,52 @@ class OnnxEncoder(Encoder):
         fp32 = folder / "model.onnx"
         target = fp32 if config.quantize == "none" else folder / "model.int8.onnx"
         exported = _ensure_files(spec, fp32, target)
+        if target != fp32:
+            exported += _ensure_files(spec, fp32, fp32)  # for questions; normally already there
         tokenizer = _load_tokenizer(spec)
-        try:
-            return cls(config.name, spec, target, tokenizer, config.quantize, threads, config.batch_size, exported)
-        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-            if exported:
-                raise ConfigError(f"cannot load the fresh ONNX export {target}: {exc}") from None
-            log.warning("cached ONNX file %s is unusable (%s); rebuilding it", target, exc)
-        exported = _ensure_files(spec, fp32, target, rebuild=True)
-        try:
-            return cls(config.name, spec, target, tokenizer, config.quantize, threads, config.batch_size, exported)
-        except Exception as exc:
-            raise ConfigError(f"cannot load the rebuilt ONNX file {target}: {exc}; delete {folder} and retry") from None
+
+        def rebuild(path: Path) -> tuple[str, ...]:
+            return _ensure_files(spec, fp32, path, rebuild=True)
+
+        encoder = cls(
+            config.name,
+            spec,
+            target,
+            tokenizer,
+            config.quantize,
+            threads,
+            config.batch_size,
+            exported,
+            query_path=fp32,
+            rebuild=rebuild,
+        )
+        if target == fp32:
+            encoder._session(fp32)  # one file for everything: load it now, as torch would
+        return encoder
 
     def set_threads(self, n: int) -> None:
-        """Use ``n`` intra-op threads (0 = onnxruntime's default); rebuilds the session."""
-        if n != self._threads:
-            self._session = _new_session(self.model_path, n)
-            self._threads = n
+        """Use ``n`` intra-op threads (0 = onnxruntime's default); sessions are remade on next use."""
+        self._threads = n
+
+    def loaded(self) -> tuple[Path, ...]:
+        """Return the model files whose sessions are loaded."""
+        return tuple(self._sessions)
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
-        """Return the mean-pooled (not normalised) vectors of one batch."""
-        return self._run(self._tokenize(texts))
+        """Return the mean-pooled (not normalised) passage vectors of one batch."""
+        return _mean_pool(*self._forward(self._tokenize(texts), self.model_path))
 
     def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """Return normalised vectors in input order; batches texts of similar token length."""
+        """Return normalised passage vectors in input order; batches texts of similar token length."""
         return self._encode(texts, None, progress)[0]
+
+    def embed_one(self, text: str) -> np.ndarray:
+        """Return the normalised vector of a question, from the fp32 export."""
+        return np.asarray(self.embed_queries([text])[0])
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Return normalised question vectors, from the fp32 export whatever ``quantize`` says."""
+        return self._encode(texts, None, None, self.query_path)[0]
 
     def embed_passages(
         self,
@@ -430,12 +530,41 @@ class OnnxEncoder(Encoder):
         assert pooled is not None
         return vectors, pooled
 
+    def _session(self, path: Path) -> tuple[Any, frozenset[str]]:
+        """Return the session of ``path`` (made now if missing or made for another thread count)."""
+        with self._sessions_lock:
+            threads = self._threads
+            entry = self._sessions.get(path)
+            if entry is None or entry[0] != threads:
+                self._sessions.pop(path, None)  # free the old one first
+                session = self._load(path, threads)
+                entry = (threads, session, frozenset(i.name for i in session.get_inputs()))
+                self._sessions[path] = entry
+            return entry[1], entry[2]
+
+    def _load(self, path: Path, threads: int) -> Any:
+        try:
+            return _new_session(path, threads)
+        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+            if path.name in self.exported or self._rebuild is None:
+                raise ConfigError(f"cannot load the fresh ONNX export {path}: {exc}") from None
+            log.warning("cached ONNX file %s is unusable (%s); rebuilding it", path, exc)
+        self.exported += self._rebuild(path)
+        try:
+            return _new_session(path, threads)
+        except Exception as exc:
+            raise ConfigError(
+                f"cannot load the rebuilt ONNX file {path}: {exc}; delete {path.parent} and retry"
+            ) from None
+
     def _encode(
         self,
         texts: Sequence[str],
         spans: Sequence[Sequence[tuple[int, int]]] | None,
         progress: Callable[[int], None] | None,
+        path: Path | None = None,
     ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        path = self.model_path if path is None else path
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         pooled: list[np.ndarray] | None = None
         missing: list[list[bool]] = []
@@ -452,7 +581,7 @@ class OnnxEncoder(Encoder):
             for lo in range(0, len(order), self.batch_size):
                 idx = order[lo : lo + self.batch_size]
                 batch = [encodings[i] for i in idx]
-                hidden, mask = self._forward(batch)
+                hidden, mask = self._forward(batch, path)
                 out[[start + i for i in idx]] = _mean_pool(hidden, mask)
                 if spans is not None and pooled is not None:
                     for row, i in enumerate(idx):
@@ -488,11 +617,9 @@ class OnnxEncoder(Encoder):
             texts = [t.lower() for t in texts]
         return list(self._tokenizer.encode_batch(list(texts)))
 
-    def _run(self, encodings: list[Encoding]) -> np.ndarray:
-        return _mean_pool(*self._forward(encodings))
-
-    def _forward(self, encodings: list[Encoding]) -> tuple[np.ndarray, np.ndarray]:
-        """Return the token vectors ``(batch, tokens, dim)`` and the attention mask."""
+    def _forward(self, encodings: list[Encoding], path: Path) -> tuple[np.ndarray, np.ndarray]:
+        """Return the token vectors ``(batch, tokens, dim)`` from ``path`` and the attention mask."""
+        session, inputs = self._session(path)
         # Pad to the longest in this batch, as sentence-transformers does.
         width = max((len(e.ids) for e in encodings), default=0)
         ids = np.full((len(encodings), width), self._pad_id, dtype=np.int64)
@@ -504,9 +631,9 @@ class OnnxEncoder(Encoder):
             mask[row, :n] = e.attention_mask
             types[row, :n] = e.type_ids
         feeds = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self._inputs:
+        if "token_type_ids" in inputs:
             feeds["token_type_ids"] = types
-        return np.asarray(self._session.run(None, feeds)[0]), mask
+        return np.asarray(session.run(None, feeds)[0]), mask
 
 
 def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -518,8 +645,9 @@ def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _ensure_files(spec: _ModelSpec, fp32: Path, target: Path, rebuild: bool = False) -> tuple[str, ...]:
-    """Make sure the fp32 export (and the int8 copy when wanted) exist; return what was built."""
-    if not rebuild and _is_complete(target):
+    """Make sure the fp32 export (and the int8 copy of this recipe when wanted) exist; return what was built."""
+    recipe = None if target == fp32 else INT8_RECIPE
+    if not rebuild and _is_complete(target, recipe):
         return ()
     built: list[str] = []
     with _export_lock(fp32.parent):
@@ -527,7 +655,7 @@ def _ensure_files(spec: _ModelSpec, fp32: Path, target: Path, rebuild: bool = Fa
         if (rebuild and target == fp32) or not _is_complete(fp32):
             _export_fp32(spec, fp32)
             built.append(fp32.name)
-        if target != fp32 and (rebuild or built or not _is_complete(target)):
+        if target != fp32 and (rebuild or built or not _is_complete(target, recipe)):
             try:
                 _quantize_int8(fp32, target)
             except ConfigError:

@@ -16,6 +16,14 @@ _TAG = re.compile(r"</?[A-Za-z][^<>]{0,200}>")
 _MARKDOWN = re.compile(r"(\*\*|__|~~|`+|^#+\s|^>\s)", re.M)
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _SPACE = re.compile(r"\s+")
+# Words by which a question places itself in the present: it asks about the latest news.
+_NOW = re.compile(
+    r"\b(?:(?:this|last|next|past|coming)\s+(?:week|weekend|month|year|season|summer|winter|spring|fall|autumn)"
+    r"|today|tonight|yesterday|tomorrow|recent|recently|latest|newest|upcoming|currently|now|soon|so\s+far"
+    r"|as\s+of|these\s+days|(?:mon|tues|wednes|thurs|fri|satur|sun)day)\b",
+    re.I,
+)
+_NEW = re.compile(r"\bnew\b")  # lower case: "a new song", not "New York"
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,9 @@ class Query:
     since: datetime | None = None
     until: datetime | None = None
     source: str | None = None
+    # The question speaks of the present ("this week", "on Sunday", "latest", "a new ..."), so it
+    # is about the newest articles on its subject rather than older ones.
+    of_now: bool = False
 
     @property
     def filtered(self) -> bool:
@@ -64,4 +75,4 @@ def parse_question(question: str, max_chars: int = 2000) -> Query:
     text = _SPACE.sub(" ", text).strip()
     if not any(ch.isalnum() for ch in text):
         raise QuestionError("the question has no words to search for")
-    return Query(text, since, until, source)
+    return Query(text, since, until, source, bool(_NOW.search(text) or _NEW.search(text)))

@@ -374,19 +374,18 @@ class Store:
         return out
 
     def iter_passages(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, list[str], np.ndarray]]:
-        """Yield ``(ids, texts, vectors)`` in id order, for rebuilding indexes."""
+        """Yield ``(ids, texts, vectors)`` in id order, for rebuilding indexes (texts as BM25 indexes them)."""
         last = -1
         with self.connection() as con:
             while True:
                 rows = con.execute(
-                    "SELECT p.id, p.text, p.embedding, a.title FROM passages p JOIN articles a ON a.id = p.article_id"
-                    " WHERE p.id > ? ORDER BY p.id LIMIT ?",
+                    "SELECT id, text, embedding FROM passages WHERE id > ? ORDER BY id LIMIT ?",
                     (last, batch),
                 ).fetchall()
                 if not rows:
                     return
                 ids = np.array([r["id"] for r in rows], dtype=np.int64)
-                texts = [index_text(r["title"], r["text"]) for r in rows]
+                texts = [r["text"] for r in rows]
                 vectors = np.vstack([np.frombuffer(r["embedding"], dtype=np.float32) for r in rows])
                 last = int(ids[-1])
                 yield ids, texts, vectors
@@ -485,5 +484,10 @@ class Store:
 
 
 def index_text(title: str | None, text: str) -> str:
-    """Return what is indexed for a passage: the article title gives later passages their context."""
+    """Return what is embedded for a passage: the article title gives later passages their context.
+
+    BM25 indexes the passage alone: the title repeated in every passage of an article would lift
+    them all alike on the title's terms and crowd out the one passage that holds the answer
+    (RealTimeQA lexical Recall@5 0.776 with the title, 0.800 without).
+    """
     return f"{title}\n{text}" if title else text

@@ -13,10 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.config import ModelConfig
-from retrieval.encoder import Encoder
+from retrieval.config import Config, ModelConfig
+from retrieval.encoder import Encoder, load_encoder
 from retrieval.errors import ConfigError
-from retrieval.onnx_encoder import OnnxEncoder
+from retrieval.highlight import sentence_spans
+from retrieval.loaders import make_article
+from retrieval.newsindex import NewsIndex
+from retrieval.onnx_encoder import INT8_RECIPE, OnnxEncoder, plan_int8
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,7 +72,7 @@ def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def onnx_fp32(onnx_cache: Path) -> OnnxEncoder:
     """Return the fp32 ONNX encoder, exported once per session (about 10 s)."""
-    return OnnxEncoder.from_config(ModelConfig(backend="onnx"), threads=1, cache_dir=onnx_cache)
+    return OnnxEncoder.from_config(ModelConfig(backend="onnx", quantize="none"), threads=1, cache_dir=onnx_cache)
 
 
 @pytest.fixture(scope="session")
@@ -80,9 +83,10 @@ def onnx_int8(onnx_cache: Path, onnx_fp32: OnnxEncoder) -> OnnxEncoder:
 
 
 @pytest.mark.slow
-def test_fp32_matches_sentence_transformers(onnx_fp32: OnnxEncoder, encoder: Encoder) -> None:
+def test_fp32_matches_sentence_transformers(onnx_fp32: OnnxEncoder) -> None:
     ours = onnx_fp32.embed(SENTENCES)
-    theirs = encoder.embed(SENTENCES)
+    # torch itself, not the session's default encoder (which is ONNX).
+    theirs = load_encoder(ModelConfig(backend="torch", quantize="none")).embed(SENTENCES)
     assert ours.shape == (len(SENTENCES), 384)
     assert ours.dtype == np.float32
     assert _cosines(ours, theirs).min() >= 0.9999
@@ -124,6 +128,115 @@ def test_int8_close_to_fp32_and_same_top1(onnx_fp32: OnnxEncoder, onnx_int8: Onn
     top_small = (small[n:] @ small[:n].T).argmax(axis=1)
     assert top_full.tolist() == list(range(n))  # the set is easy on purpose
     assert top_small.tolist() == top_full.tolist()
+
+
+@pytest.mark.slow
+def test_int8_encodes_questions_with_fp32_and_passages_with_int8(onnx_cache: Path, onnx_fp32: OnnxEncoder) -> None:
+    fresh = OnnxEncoder.from_config(ModelConfig(backend="onnx", quantize="int8"), threads=1, cache_dir=onnx_cache)
+    assert fresh.loaded() == ()  # nothing is loaded before it is needed
+    questions = np.stack([fresh.embed_one(q) for q in QUESTIONS + SENTENCES])
+    assert fresh.loaded() == (fresh.query_path,)
+    assert fresh.query_path == onnx_fp32.model_path and fresh.model_path.name == "model.int8.onnx"
+    expected = np.stack([onnx_fp32.embed_one(q) for q in QUESTIONS + SENTENCES])
+    np.testing.assert_allclose(questions, expected, atol=1e-5)
+
+    texts = [*PASSAGES, SENTENCES[3]]
+    spans = [sentence_spans(t) for t in texts]
+    vectors, pooled = fresh.embed_passages(texts, spans)
+    assert set(fresh.loaded()) == {fresh.query_path, fresh.model_path}
+    full, full_pooled = onnx_fp32.embed_passages(texts, spans)
+    # Passages come from the int8 model: close to fp32, not equal to it.
+    assert _cosines(vectors, full).min() > 0.99
+    assert float(np.abs(vectors - full).max()) > 1e-3
+    for ours, theirs in zip(pooled, full_pooled, strict=True):
+        assert _cosines(ours, theirs).min() > 0.99
+    np.testing.assert_allclose(fresh.embed(texts), vectors, atol=1e-6)  # embed() is the passage side
+    n = len(PASSAGES)
+    assert (questions[:n] @ vectors[:n].T).argmax(axis=1).tolist() == list(range(n))
+
+
+@pytest.mark.slow
+def test_int8_ingest_loads_only_int8_and_answering_only_fp32(onnx_cache: Path, tmp_path: Path) -> None:
+    model = ModelConfig(backend="onnx", quantize="int8", cache_dir=str(onnx_cache))
+    config = Config(data_dir=str(tmp_path / "data"), model=model)
+    article = make_article(
+        "The city council voted on Tuesday to build a footbridge over the river. "
+        "The bridge will have 212 steps and a lift for wheelchairs.",
+        url="https://example.org/bridge",
+        title="River crossing approved",
+    )
+    writer = OnnxEncoder.from_config(model, threads=1, cache_dir=onnx_cache)
+    with NewsIndex.open(config, encoder=writer, create=True) as index:
+        index.ingest([article])
+    assert writer.loaded() == (writer.model_path,)
+    reader = OnnxEncoder.from_config(model, threads=1, cache_dir=onnx_cache)
+    with NewsIndex.open(config, encoder=reader) as index:
+        answer = index.ask("How many steps will the bridge have?")
+    assert answer.answered and "212 steps" in answer.quotes[0].text
+    assert reader.loaded() == (reader.query_path,)
+
+
+@pytest.mark.slow
+def test_int8_keeps_the_first_layer_and_ffn_down_projections_fp32(
+    onnx_fp32: OnnxEncoder, onnx_int8: OnnxEncoder
+) -> None:
+    import onnx
+
+    plan = plan_int8(onnx.load(str(onnx_fp32.model_path)))
+    assert plan.layers == 6  # all-MiniLM-L6-v2
+    # Found by shape and position; the exporter's names say the same thing.
+    first = [n for n in plan.kept if "layer.0/" in n]
+    down = [n for n in plan.kept if n.endswith("output/dense/MatMul") and "attention" not in n]
+    assert len(first) == 6 and len(down) == 6 and set(first) | set(down) == set(plan.kept)
+    assert len(plan.quantized) == 5 * 5 and not any("layer.0/" in n for n in plan.quantized)
+    quantized = onnx.load(str(onnx_int8.model_path))
+    weights = {i.name: i for i in quantized.graph.initializer}
+    matmuls = {n.name: n for n in quantized.graph.node if n.op_type == "MatMul"}
+    for name in plan.kept:  # still an fp32 MatMul on an fp32 weight
+        assert weights[matmuls[name].input[1]].data_type == onnx.TensorProto.FLOAT
+    assert not set(plan.quantized) & set(matmuls)
+    assert sum(n.op_type == "MatMulInteger" for n in quantized.graph.node) == len(plan.quantized)
+    # Embeddings, attention scores and layer norms stay as they were.
+    assert sum(n.op_type == "MatMul" and n.input[1] not in weights for n in quantized.graph.node) == 12
+    manifest = json.loads(onnx_int8.model_path.with_name("model.int8.onnx.json").read_text())
+    assert manifest["recipe"] == INT8_RECIPE
+
+
+def test_int8_plan_without_a_down_projection_quantizes_every_linear_layer() -> None:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    square = numpy_helper.from_array(np.eye(4, dtype=np.float32), "w")
+    wide = numpy_helper.from_array(np.ones((4, 8), dtype=np.float32), "u")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("MatMul", ["h", "u"], ["y"])],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])],
+        [square, wide],
+    )
+    model = helper.make_model(graph)
+    plan = plan_int8(model)
+    assert plan.kept == () and plan.layers == 0
+    assert len(plan.quantized) == 2 and all(n.name for n in model.graph.node)  # unnamed nodes got names
+    onnx.checker.check_model(model)
+
+
+@pytest.mark.slow
+def test_int8_copy_of_an_older_recipe_is_quantized_again(
+    onnx_cache: Path, onnx_int8: OnnxEncoder, tmp_path: Path
+) -> None:
+    cache = _copy_cache(onnx_cache, tmp_path)
+    copy = cache / onnx_int8.model_path.relative_to(onnx_cache)
+    manifest_path = copy.with_name(copy.name + ".json")
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["recipe"]  # as written by recipe 1
+    manifest_path.write_text(json.dumps(manifest))
+    fp32_mtime = copy.with_name("model.onnx").stat().st_mtime_ns
+    again = OnnxEncoder.from_config(ModelConfig(backend="onnx", quantize="int8"), threads=1, cache_dir=cache)
+    assert again.exported == ("model.int8.onnx",)  # re-quantized from the cached fp32, not re-exported
+    assert copy.with_name("model.onnx").stat().st_mtime_ns == fp32_mtime
+    assert json.loads(manifest_path.read_text())["recipe"] == INT8_RECIPE
 
 
 @pytest.mark.slow
@@ -173,8 +286,9 @@ def test_broken_cached_file_is_rebuilt(onnx_cache: Path, onnx_int8: OnnxEncoder,
         broken.write_bytes(os.urandom(size))  # same size: caught when onnxruntime loads it
     config = ModelConfig(backend="onnx", quantize="int8")
     rebuilt = OnnxEncoder.from_config(config, threads=1, cache_dir=cache)
-    assert rebuilt.exported == ("model.int8.onnx",)
+    # int8 files load on first use: a same-size damaged file is found (and rebuilt) then.
     np.testing.assert_allclose(rebuilt.embed(QUESTIONS), onnx_int8.embed(QUESTIONS), atol=1e-5)
+    assert rebuilt.exported == ("model.int8.onnx",)
 
 
 @pytest.mark.slow

@@ -199,7 +199,7 @@ def _postings_problems(index: NewsIndex) -> list[object]:
     return list(wrong)
 
 
-def test_postings_follow_every_write_and_migration_3_fills_them_in(
+def test_postings_follow_every_write_and_migration_2_fills_them_in(
     pg_dsn: str, tmp_path: Path, encoder: Encoder
 ) -> None:
     config = _pg_config(pg_dsn, tmp_path)
@@ -230,6 +230,113 @@ def test_postings_follow_every_write_and_migration_3_fills_them_in(
         assert [a[1] for a in after] == pytest.approx([b[1] for b in before], rel=1e-9)
     finally:
         index.close()
+
+
+def _table(dsn: str, sql: str) -> list[tuple[object, ...]]:
+    import psycopg
+
+    with psycopg.connect(dsn) as con:
+        return list(con.execute(sql).fetchall())
+
+
+_BM25_TABLES = (
+    "SELECT id, article_id, terms::text, n_terms FROM passages ORDER BY id",
+    "SELECT term, passage_id, tf, dl FROM postings ORDER BY term, passage_id",
+    "SELECT term, df, max_tf, min_dl FROM term_stats ORDER BY term",
+    "SELECT passages, terms FROM corpus_stats",
+)
+
+
+def test_migration_3_takes_the_title_out_of_the_terms_of_a_version_2_database(
+    pg_server: PgServer, pg_dsn: str, tmp_path: Path, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database written by version 2 (title + text in every passage's terms) is re-tokenised
+    by `newsqa db upgrade` into exactly what a fresh build of the same passages holds."""
+    import psycopg
+
+    from retrieval.lexical import tokenize
+    from retrieval.pg import migrations
+    from retrieval.pg.store import terms_literal
+    from retrieval.store import index_text
+
+    untitled = make_article(
+        "No headline here: the tram depot in Riverside opens on Monday.", url="https://example.org/u"
+    )
+    articles = [*_sample(), untitled]
+    fresh = NewsIndex.open(_pg_config(pg_dsn, tmp_path / "fresh"), encoder=encoder, create=True)
+    try:
+        fresh.ingest(articles)
+    finally:
+        fresh.close()
+    # Version 2 put the title's tokens in every passage of its article.
+    title_terms = {a.id: set(tokenize([a.title])[0]) for a in articles if a.title}
+
+    old_dsn = pg_server.create_database("x_migration_3_version_2")
+    try:
+        with psycopg.connect(old_dsn, autocommit=True) as old, psycopg.connect(pg_dsn) as new:
+            with monkeypatch.context() as m:
+                m.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:2])
+                migrations.upgrade(old)
+            assert migrations.current_version(old) == 2
+            # The same rows, written as version 2 wrote them.
+            with old.transaction():
+                for key, value in new.execute("SELECT key, value FROM meta").fetchall():
+                    old.execute(
+                        "INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        (key, value),
+                    )
+                row = new.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
+                assert row is not None
+                dim = int(row[0])
+                for statement in migrations.dimension_ddl(dim):
+                    old.execute(statement)
+                old.execute(migrations.INDEX_DDL)
+                columns = "id, url, title, source, published, published_at, language, text, content_hash,"
+                columns += " duplicate_of, fetched_at, added_at"
+                for row in new.execute(f"SELECT {columns} FROM articles ORDER BY added_at, id").fetchall():  # noqa: S608
+                    old.execute(f"INSERT INTO articles ({columns}) VALUES ({', '.join(['%s'] * 12)})", row)  # noqa: S608
+                rows = new.execute(
+                    'SELECT p.id, p.article_id, p.ordinal, p.start, p."end", p.text, p.embedding::text, a.title'
+                    " FROM passages p JOIN articles a ON a.id = p.article_id ORDER BY p.id"
+                ).fetchall()
+                for row in rows:
+                    toks = tokenize([index_text(row[7], row[5])])[0]
+                    old.execute(
+                        'INSERT INTO passages (id, article_id, ordinal, start, "end", text, terms, n_terms, embedding)'
+                        " VALUES (%s, %s, %s, %s, %s, %s, %s::tsvector, %s, %s::vector)",
+                        (*row[:6], terms_literal(toks), len(toks), row[6]),
+                    )
+            held = old.execute("SELECT article_id, text, tsvector_to_array(terms) FROM passages ORDER BY id").fetchall()
+            assert all(title_terms[aid] <= set(terms) for aid, _, terms in held if aid in title_terms)
+        # Title-only terms: those of the title that the passage's own text lacks.
+        title_only = [title_terms.get(aid, set()) - set(tokenize([text])[0]) for aid, text, _ in held]
+        assert sum(map(len, title_only)) > 50
+
+        env = {"NEWSQA_STORAGE_BACKEND": "postgres", "NEWSQA_PG_DSN": old_dsn, "NEWSQA_DATA_DIR": str(tmp_path)}
+        code, out, err = _cli(env, "db", "upgrade")
+        assert code == 0, err
+        assert "applied migration 3" in out and "without the article title" in out and f"version {LATEST}" in out
+
+        after = _table(old_dsn, "SELECT article_id, text, tsvector_to_array(terms) FROM passages ORDER BY id")
+        assert len(after) == len(held) == 41
+        assert [r[:2] for r in after] == [r[:2] for r in held]
+        assert not any(gone & set(row[2]) for gone, row in zip(title_only, after, strict=True))  # type: ignore[call-overload]
+        for sql in _BM25_TABLES:
+            assert _table(old_dsn, sql) == _table(pg_dsn, sql), sql
+        upgraded = NewsIndex.open(_pg_config(old_dsn, tmp_path / "upgraded"), encoder=encoder)
+        fresh = NewsIndex.open(_pg_config(pg_dsn, tmp_path / "fresh"), encoder=encoder)
+        try:
+            assert upgraded.check().ok  # the vector and full-text indexes are there again
+            assert _postings_problems(upgraded) == []
+            for question in QUESTIONS:
+                ours = [(h.passage.id, h.lexical) for h in upgraded.search(question, 5, "lexical")]
+                theirs = [(h.passage.id, h.lexical) for h in fresh.search(question, 5, "lexical")]
+                assert ours == theirs, question
+        finally:
+            upgraded.close()
+            fresh.close()
+    finally:
+        pg_server.drop_database(old_dsn)
 
 
 def test_an_article_ingested_by_one_process_is_answered_by_another_at_once(

@@ -9,7 +9,7 @@ import numpy as np
 
 from retrieval.models import Article, Hit, Passage
 from retrieval.newsindex import NewsIndex
-from retrieval.query import Query
+from retrieval.query import Query, parse_question
 from retrieval.search import Scored, prefer_recent
 
 NEWEST = datetime(2022, 7, 1, tzinfo=timezone.utc)
@@ -105,3 +105,49 @@ def test_reciprocal_rank_fusion_gets_no_bonus(make_index: Callable[..., NewsInde
         ]
     )
     assert all(s.hit.fused < 0.1 for s in index.rank("When did the harbour bridge open?"))
+
+
+def test_questions_that_speak_of_the_present_are_recognised() -> None:
+    for question in (
+        "Who resigned this week?",
+        "What did the minister announce on Sunday?",
+        "Which is the latest country to join?",
+        "Beyoncé released a new song. What is it called?",
+        "Who recently agreed to testify?",
+        "How many cases are there as of today?",
+        "Who won the Hart Trophy last season?",
+    ):
+        assert parse_question(question).of_now, question
+    for question in (
+        "Who founded New York?",
+        "What is the capital of France?",
+        "How tall is the harbour bridge?",
+        "Who won the trophy in 2019?",
+    ):
+        assert not parse_question(question).of_now, question
+
+
+def test_a_question_about_now_prefers_the_newer_report(make_index: Callable[..., NewsIndex]) -> None:
+    old = Article(
+        id="old",
+        url="https://example.com/old",
+        text="Ferry fares across the bay rise to 9 euros in spring, the transport authority announced.",
+        published=datetime(2016, 4, 1),
+    )
+    new = Article(
+        id="new",
+        url="https://example.com/new",
+        text="Ferry fares across the bay rise to 12 euros in spring, the transport authority said.",
+        published=datetime(2022, 4, 1),
+    )
+    timeless, current = "What do ferry fares across the bay rise to?", "What do ferry fares across the bay rise to now?"
+    # Without the bonus the older report is the better match for both wordings.
+    plain = make_index(now_weight=0.0)
+    plain.ingest([old, new])
+    assert plain.rank(timeless)[0].article.id == "old"
+    assert plain.rank(current)[0].article.id == "old"
+    # By default a question that speaks of the present gets the newer report; the other does not.
+    index = make_index("default")
+    index.ingest([old, new])
+    assert index.rank(timeless)[0].article.id == "old"
+    assert index.rank(current)[0].article.id == "new"

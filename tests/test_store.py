@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from retrieval.config import Config, ModelConfig
+from retrieval.encoder import Encoder
 from retrieval.errors import EmptyIndexError, ModelMismatchError, NotFoundError
 from retrieval.loaders import make_article
 from retrieval.newsindex import FAISS_NAME, NewsIndex
@@ -193,3 +194,27 @@ def test_two_texts_under_one_url_in_one_input_keep_the_first_and_a_rerun_changes
     assert (again.added, again.updated, again.skipped) == (0, 0, 2)
     assert index.store.generation() == gen
     assert "48 million" in index.get("https://example.org/ferry").text
+
+
+def test_bm25_indexes_the_passage_without_the_title_and_an_older_index_is_rebuilt_alone(
+    make_index: Callable[..., NewsIndex], encoder: Encoder
+) -> None:
+    index = make_index()
+    if index.config.storage.backend != "local":
+        pytest.skip("files of the local backend")
+    index.ingest([make_article(STORY, url="https://example.org/ferry", title="Zanzibarian quayside dispute")])
+    lexical = index.retriever().lexical
+    assert len(lexical.search("Zanzibarian quayside", 5)[0]) == 0  # title words are not in BM25
+    assert len(lexical.search("ferry terminal", 5)[0]) > 0
+    # A data dir written before (BM25 without the "text" mark): a reader rebuilds BM25 alone and
+    # keeps it, and leaves the vector index as it was.
+    pointer = index.folder / "lexical.json"
+    stamp = json.loads(pointer.read_text())
+    del stamp["text"]
+    pointer.write_text(json.dumps(stamp))
+    faiss_file = index.folder / FAISS_NAME
+    before = faiss_file.stat().st_mtime_ns
+    reader = NewsIndex.open(index.config, encoder=encoder)
+    assert reader.ask("How much will the ferry terminal cost?").quotes
+    assert json.loads(pointer.read_text())["text"] == "passage"
+    assert faiss_file.stat().st_mtime_ns == before

@@ -21,7 +21,7 @@ from retrieval.models import Article, Passage
 from retrieval.pg.connect import Database
 from retrieval.pg.migrations import INDEX_DDL, check_version, current_version, dimension_ddl, upgrade
 from retrieval.sentvecs import SentenceVectors
-from retrieval.store import SourceInfo, Store, UsageStats, article_from_row, index_text
+from retrieval.store import SourceInfo, Store, UsageStats, article_from_row
 
 __all__ = ["PgStore", "quote_term", "terms_literal", "vector_literal"]
 
@@ -259,12 +259,13 @@ class PgStore(Store):
     ) -> list[int]:
         """Insert passages ``(ordinal, start, end, text)`` with their vectors and terms; return their ids.
 
-        The article row must already be written in this transaction (its title is indexed too).
+        The terms are the passage's own text, without the article title (as the local BM25 index
+        has them; the title is in the vectors only). The article row must already be written in
+        this transaction (the passages refer to it).
         """
         if not spans:
             return []
-        row = con.execute("SELECT title FROM articles WHERE id = %s", (article_id,)).fetchone()
-        tokens = tokenize([index_text(row[0] if row else None, text) for _, _, _, text in spans])
+        tokens = tokenize([text for _, _, _, text in spans])
         rows = [
             (article_id, ordinal, start, end, text, terms_literal(toks), len(toks), vector_literal(vec))
             for (ordinal, start, end, text), toks, vec in zip(spans, tokens, vectors, strict=True)
@@ -296,8 +297,8 @@ class PgStore(Store):
             "SELECT id FROM articles WHERE duplicate_of = %s ORDER BY added_at, id LIMIT 1", (article_id,)
         ).fetchone()
         if heir is not None:
-            # A copy has the same text, so the passages, offsets and vectors stay valid for it.
-            # (The terms hold the original's title, as the local BM25 index does until a rebuild.)
+            # A copy has the same text, so the passages, offsets, terms and vectors stay valid for
+            # it (the vectors hold the original's title, as the local FAISS index does).
             heir_id = str(heir[0])
             con.execute("UPDATE passages SET article_id = %s WHERE article_id = %s", (heir_id, article_id))
             con.execute("UPDATE articles SET duplicate_of = NULL WHERE id = %s", (heir_id,))
@@ -323,19 +324,18 @@ class PgStore(Store):
         }
 
     def iter_passages(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, list[str], np.ndarray]]:
-        """Yield ``(ids, texts, vectors)`` in id order (the texts are title + passage, as indexed)."""
+        """Yield ``(ids, texts, vectors)`` in id order (the texts are the passages' own, as BM25 indexes them)."""
         last = -1
         while True:
             rows = self._rows(
-                "SELECT p.id, p.text, p.embedding::real[] AS embedding, a.title FROM passages p"
-                " JOIN articles a ON a.id = p.article_id WHERE p.id > %s ORDER BY p.id LIMIT %s",
+                "SELECT id, text, embedding::real[] AS embedding FROM passages WHERE id > %s ORDER BY id LIMIT %s",
                 (last, batch),
                 read_only=False,
             )
             if not rows:
                 return
             ids = np.array([r["id"] for r in rows], dtype=np.int64)
-            texts = [index_text(r["title"], r["text"]) for r in rows]
+            texts = [r["text"] for r in rows]
             vectors = np.vstack([_vector(r["embedding"]) for r in rows])
             last = int(ids[-1])
             yield ids, texts, vectors

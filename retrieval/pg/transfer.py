@@ -24,7 +24,7 @@ from retrieval.lexical import tokenize
 from retrieval.newsindex import NewsIndex
 from retrieval.pg.index import PgNewsIndex
 from retrieval.pg.store import PgStore, terms_literal, vector_literal
-from retrieval.store import Row, index_text
+from retrieval.store import Row
 
 __all__ = ["TransferReport", "copy_corpus", "migrate"]
 
@@ -259,7 +259,6 @@ def _iso(value: datetime) -> str:
 
 def _into_postgres(source: NewsIndex, store: PgStore, encoder: str, dim: int) -> TransferReport:
     n_articles = n_passages = 0
-    titles: dict[str, str | None] = {}
     with store.transaction() as con:
         con.execute("SET LOCAL statement_timeout = 0")  # one transaction for the whole copy
         store.set_meta("encoder", encoder, con)
@@ -291,10 +290,9 @@ def _into_postgres(source: NewsIndex, store: PgStore, encoder: str, dim: int) ->
                         for r in rows
                     ],
                 )
-                titles.update((r["id"], r["title"]) for r in rows)
                 n_articles += len(rows)
             for batch in _passages(source):
-                tokens = tokenize([index_text(titles.get(p[1]), p[5]) for p in batch])
+                tokens = tokenize([p[5] for p in batch])  # the passage's own text, as at insert
                 # One COPY per batch: the corpus_stats trigger runs once per batch.
                 with cur.copy(
                     'COPY passages (id, article_id, ordinal, start, "end", text, terms, n_terms, embedding) FROM STDIN'
