@@ -512,3 +512,47 @@ def test_check_finds_wrong_corpus_sums_and_repair_recounts(pg_dsn: str, tmp_path
         assert index.check(repair=True).ok and index.check().ok
     finally:
         index.close()
+
+
+def test_a_process_opening_a_database_another_is_setting_up_waits_for_it(pg_server: PgServer) -> None:
+    """Two replicas started at once on an empty database: the second must not find it half set
+    up (migration 1 committed, later ones still running) and refuse to start."""
+    import threading
+
+    import psycopg
+
+    from retrieval.pg import migrations
+    from retrieval.pg.connect import Database
+    from retrieval.pg.store import PgStore
+
+    dsn = pg_server.create_database("x_setup_race")
+    with psycopg.connect(dsn, autocommit=True) as first:
+        # The first process, part way through: migration 1 applied, the migration lock held.
+        first.execute("SELECT pg_advisory_lock(%s)", (migrations.MIGRATION_LOCK,))
+        with first.transaction():
+            first.execute(
+                "CREATE TABLE schema_version (version integer PRIMARY KEY, description text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            first.execute(MIGRATIONS[0].sql)
+            first.execute("INSERT INTO schema_version (version, description) VALUES (1, 'x')")
+        outcome: list[object] = []
+
+        def second() -> None:
+            db = Database(StorageConfig(backend="postgres", dsn=Secret(dsn)))
+            try:
+                PgStore(db, create=True)
+                outcome.append("opened")
+            except Exception as exc:  # noqa: BLE001 - the outcome is the assertion
+                outcome.append(exc)
+            finally:
+                db.close()
+
+        waiting = threading.Thread(target=second)
+        waiting.start()
+        waiting.join(1.0)
+        assert waiting.is_alive() and outcome == []  # it waits for the first one's migrations
+        migrations.upgrade(first)  # the first one goes on with migrations 2.. (its lock is re-entrant)
+        first.execute("SELECT pg_advisory_unlock(%s)", (migrations.MIGRATION_LOCK,))
+        waiting.join(30)
+    assert outcome == ["opened"]

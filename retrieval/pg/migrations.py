@@ -14,7 +14,17 @@ from typing import Any
 
 from retrieval.errors import StoreError
 
-__all__ = ["INDEX_DDL", "MIGRATIONS", "Migration", "check_version", "current_version", "dimension_ddl", "upgrade"]
+__all__ = [
+    "INDEX_DDL",
+    "LATEST",
+    "MIGRATIONS",
+    "Migration",
+    "check_version",
+    "current_version",
+    "dimension_ddl",
+    "upgrade",
+    "wait_for_migrations",
+]
 
 # Every process that migrates takes this advisory lock first, so two upgrades never interleave.
 MIGRATION_LOCK = 7_245_101
@@ -302,6 +312,12 @@ def check_version(con: Any) -> int:
             f"the database schema is version {version}, this newsqa needs {LATEST}; run `newsqa db upgrade`"
         )
     return version
+
+
+def wait_for_migrations(con: Any) -> None:
+    """Return once no other process is applying migrations (at once when none is)."""
+    con.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+    con.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
 
 def upgrade(con: Any) -> list[Migration]:

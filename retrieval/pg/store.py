@@ -19,7 +19,15 @@ from retrieval.errors import EmptyIndexError, NotFoundError, StoreError
 from retrieval.lexical import tokenize
 from retrieval.models import Article, Passage
 from retrieval.pg.connect import Database
-from retrieval.pg.migrations import INDEX_DDL, check_version, current_version, dimension_ddl, upgrade
+from retrieval.pg.migrations import (
+    INDEX_DDL,
+    LATEST,
+    check_version,
+    current_version,
+    dimension_ddl,
+    upgrade,
+    wait_for_migrations,
+)
 from retrieval.sentvecs import SentenceVectors
 from retrieval.store import SourceInfo, Store, UsageStats, article_from_row
 
@@ -66,6 +74,11 @@ class PgStore(Store):
         self.path = None  # type: ignore[assignment]
         with db.connection() as con:
             version = current_version(con)
+            if 0 < version < LATEST:
+                # Another process may be setting this database up right now (each migration
+                # commits on its own): wait for it to finish before judging the version.
+                wait_for_migrations(con)
+                version = current_version(con)
             if version == 0:
                 if not create:
                     raise EmptyIndexError("No newsqa tables in the database yet — run `newsqa ingest PATH` first")
