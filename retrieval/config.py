@@ -77,13 +77,21 @@ class ModelConfig:
     # Where ONNX exports are cached; empty means $XDG_CACHE_HOME/newsqa/models or ~/.cache/newsqa/models.
     cache_dir: str = ""
     # "int8": passages (and their sentence vectors) through a partly int8 copy of the ONNX export,
-    # questions through the fp32 export (retrieval/onnx_encoder.py). A data directory keeps the
-    # backend and quantization it was built with (NewsIndex._check_model).
-    quantize: str = "none"
+    # questions through the fp32 export (retrieval/onnx_encoder.py); "none": fp32 throughout;
+    # "auto": int8 with the onnx backend, none with torch (int8 is ONNX-only). A data directory
+    # keeps the backend and quantization it was built with (NewsIndex._check_model).
+    quantize: str = "auto"
     batch_size: int = 16
     # Threads for answering (latency) and for ingesting (throughput); 0 = the library default.
     query_threads: int = 1
     ingest_threads: int = 2
+
+    @property
+    def quantization(self) -> str:
+        """Return the quantization in effect: ``quantize`` with "auto" resolved for the backend."""
+        if self.quantize == "auto":
+            return "int8" if self.backend == "onnx" else "none"
+        return self.quantize
 
 
 @dataclass(frozen=True)

@@ -226,7 +226,7 @@ def load_encoder(config: ModelConfig, threads: int | None = None, cache_dir: Pat
     n = config.query_threads if threads is None else threads
     if cache_dir is None and config.cache_dir:
         cache_dir = Path(config.cache_dir).expanduser()
-    key = (config.name, config.backend, config.quantize, config.batch_size, str(cache_dir))
+    key = (config.name, config.backend, config.quantization, config.batch_size, str(cache_dir))
     with _LOADED_LOCK:
         if key not in _LOADED:
             _LOADED[key] = _build_encoder(config, n, cache_dir)
@@ -238,8 +238,8 @@ def load_encoder(config: ModelConfig, threads: int | None = None, cache_dir: Pat
 def _build_encoder(config: ModelConfig, n: int, cache_dir: Path | None) -> Encoder:
     quiet_hub()
     if config.backend == "torch":
-        if config.quantize != "none":
-            raise ConfigError('model.quantize is only supported with model.backend = "onnx"')
+        if config.quantization != "none":
+            raise ConfigError(f'model.quantize = {config.quantize!r} needs model.backend = "onnx"')
         return SentenceTransformerEncoder(config.name, config.batch_size, n)
     if config.backend == "onnx":
         try:

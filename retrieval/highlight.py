@@ -37,8 +37,10 @@ _NUMBER_Q = re.compile(
 _DATE_Q = re.compile(r"(^|\b)(when|what (year|date|day|month|time|decade|century)|since when|how long ago)\b", re.I)
 _PERSON_Q = re.compile(r"(^|\b)(who|whom|whose)\b", re.I)
 _PLACE_Q = re.compile(r"(^|\b)(where|in which (city|country|town|region|state))\b", re.I)
+# "Which ..." asks for one of a named set; a bare "what ..." as often for a common noun ("what did
+# the storm cause?" - "a power outage"), so only "what" followed by a kind of named thing counts.
 _ENTITY_Q = re.compile(
-    r"^\s*(what|which)\b|\b(what|which) (team|company|country|city|organi[sz]ation|group|party|name|person)\b", re.I
+    r"^\s*which\b|\b(what|which) (team|company|country|city|organi[sz]ation|group|party|name|person)\b", re.I
 )
 _NUMBER_TOKEN = re.compile(
     r"\d[\d,.]*|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|"

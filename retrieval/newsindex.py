@@ -97,7 +97,7 @@ _ADOPTED: set[tuple[str, str, str]] = set()
 
 def _expected_identity(config: Config) -> str:
     m = config.model
-    return f"{m.name}|{m.backend}|{m.quantize}"
+    return f"{m.name}|{m.backend}|{m.quantization}"
 
 
 def identities_compatible(stored: str, wanted: str) -> bool:
@@ -181,14 +181,14 @@ class NewsIndex:
                     adopted.backend,
                     adopted.quantize,
                     model.backend,
-                    model.quantize,
+                    model.quantization,
                 )
             self.config = dataclasses.replace(self.config, model=adopted)
             return
         raise ModelMismatchError(
             f"the index in {self.folder} was built with model {name!r} (backend {backend}, "
             f"quantize {quant}, {dim} dimensions), but the configuration asks for "
-            f"{model.name!r} (backend {model.backend}, quantize {model.quantize}); "
+            f"{model.name!r} (backend {model.backend}, quantize {model.quantization}); "
             "use that model or another data directory"
         )
 

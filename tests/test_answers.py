@@ -10,7 +10,7 @@ import pytest
 
 from retrieval.config import Config
 from retrieval.encoder import Encoder
-from retrieval.highlight import sentence_scores
+from retrieval.highlight import answer_type, sentence_scores
 from retrieval.loaders import load_file
 from retrieval.newsindex import NewsIndex
 
@@ -160,3 +160,25 @@ def test_a_term_held_by_one_sentence_weighs_more_than_the_passages_topic() -> No
     # "super", "bowl" and "50" are in two sentences of three: the passage's topic.
     assert spread[1] - spread[0] > flat[1] - flat[0]
     assert spread[1] > spread[2]
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("Which team won the cup final?", "entity"),
+        ("What company bought the glassworks?", "entity"),
+        ("What did the storm knock out across the valley?", None),  # "power to 3,000 homes"
+        ("What year did the bridge open?", "date"),
+        ("Who chairs the harbour board?", "person"),
+    ],
+)
+def test_what_the_question_asks_for(question: str, kind: str | None) -> None:
+    assert answer_type(question) == kind
+
+
+def test_a_bare_what_question_does_not_prefer_a_sentence_for_its_capitalised_names() -> None:
+    question = "What did the storm knock out across the valley?"
+    sentences = ["Valley Energy said on Monday that crews were busy.", "The storm knocked out power to many homes."]
+    vectors = np.tile(np.array([1.0, 0.0], dtype=np.float32), (2, 1))
+    scores = sentence_scores(question, sentences, vectors, np.array([1.0, 0.0], dtype=np.float32))
+    assert scores[1] > scores[0]

@@ -72,3 +72,13 @@ def test_token_comes_from_env_or_file_and_never_shows(
     monkeypatch.setenv("NEWSQA_TELEGRAM_TOKEN", "111:FROM-ENV")
     env_secret = config.telegram_token()
     assert env_secret is not None and env_secret.reveal() == "111:FROM-ENV"
+
+
+def test_choosing_torch_alone_turns_the_default_int8_off(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[model]\nbackend = "torch"\n')
+    assert load_config(path, env={}).model.quantization == "none"
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    assert load_config(empty, env={"NEWSQA_MODEL_BACKEND": "torch"}).model.quantization == "none"
+    assert load_config(empty, env={}).model.quantization == "int8"

@@ -11,7 +11,7 @@ import pytest
 
 from retrieval.config import Config, ModelConfig
 from retrieval.encoder import load_encoder
-from retrieval.errors import ModelMismatchError
+from retrieval.errors import ConfigError, ModelMismatchError
 from retrieval.loaders import make_article
 from retrieval.newsindex import NewsIndex
 
@@ -50,6 +50,9 @@ def _build(config: Config) -> None:
         # fp32 torch and fp32 ONNX share vectors: only the quantization is adopted, torch not loaded.
         ({"backend": "torch", "quantize": "none"}, {"quantize": "int8"}, ("onnx", "none")),
         ({"quantize": "int8"}, {"backend": "torch", "quantize": "none"}, ("onnx", "int8")),
+        # The default (quantize = "auto", int8 with onnx) opens a directory built with fp32 as fp32.
+        ({"quantize": "none"}, {}, ("onnx", "none")),
+        ({"backend": "torch"}, {}, ("onnx", "none")),
     ],
 )
 def test_a_data_dir_keeps_its_own_backend_and_quantization(
@@ -63,7 +66,7 @@ def test_a_data_dir_keeps_its_own_backend_and_quantization(
     with caplog.at_level(logging.INFO, logger="retrieval.newsindex"):
         index = NewsIndex.open(_with_model(make_config(), **configured))
     with index:
-        assert (index.config.model.backend, index.config.model.quantize) == used
+        assert (index.config.model.backend, index.config.model.quantization) == used
         assert index.encoder.identity == f"all-MiniLM-L6-v2|{used[0]}|{used[1]}|384"
         answer = index.ask(QUESTION)
         assert answer.answered and "212 steps" in answer.quotes[0].text
@@ -71,6 +74,14 @@ def test_a_data_dir_keeps_its_own_backend_and_quantization(
         assert str(index.store.get_meta("encoder")).split("|")[2] == used[1]
     adopted = [r for r in caplog.records if "instead of the configured" in r.getMessage()]
     assert len(adopted) == 1 and adopted[0].levelno == logging.INFO
+
+
+def test_auto_quantization_is_int8_on_onnx_and_none_on_torch() -> None:
+    assert ModelConfig().quantize == "auto" and ModelConfig().quantization == "int8"
+    assert ModelConfig(backend="torch").quantization == "none"
+    assert ModelConfig(backend="onnx", quantize="none").quantization == "none"
+    with pytest.raises(ConfigError, match=r"needs model\.backend"):
+        load_encoder(ModelConfig(backend="torch", quantize="int8"))
 
 
 @pytest.mark.slow

@@ -177,7 +177,7 @@ def test_int8_ingest_loads_only_int8_and_answering_only_fp32(onnx_cache: Path, t
 
 
 @pytest.mark.slow
-def test_int8_keeps_the_first_layer_and_ffn_down_projections_fp32(
+def test_int8_keeps_the_first_two_layers_and_ffn_down_projections_fp32(
     onnx_fp32: OnnxEncoder, onnx_int8: OnnxEncoder
 ) -> None:
     import onnx
@@ -185,10 +185,11 @@ def test_int8_keeps_the_first_layer_and_ffn_down_projections_fp32(
     plan = plan_int8(onnx.load(str(onnx_fp32.model_path)))
     assert plan.layers == 6  # all-MiniLM-L6-v2
     # Found by shape and position; the exporter's names say the same thing.
-    first = [n for n in plan.kept if "layer.0/" in n]
+    first = [n for n in plan.kept if "layer.0/" in n or "layer.1/" in n]
     down = [n for n in plan.kept if n.endswith("output/dense/MatMul") and "attention" not in n]
-    assert len(first) == 6 and len(down) == 6 and set(first) | set(down) == set(plan.kept)
-    assert len(plan.quantized) == 5 * 5 and not any("layer.0/" in n for n in plan.quantized)
+    assert len(first) == 12 and len(down) == 6 and set(first) | set(down) == set(plan.kept)
+    assert len(plan.quantized) == 4 * 5
+    assert not any("layer.0/" in n or "layer.1/" in n for n in plan.quantized)
     quantized = onnx.load(str(onnx_int8.model_path))
     weights = {i.name: i for i in quantized.graph.initializer}
     matmuls = {n.name: n for n in quantized.graph.node if n.op_type == "MatMul"}
@@ -243,7 +244,7 @@ def test_int8_copy_of_an_older_recipe_is_quantized_again(
 def test_identities(onnx_fp32: OnnxEncoder, onnx_int8: OnnxEncoder, encoder: Encoder) -> None:
     assert onnx_fp32.identity == "all-MiniLM-L6-v2|onnx|none|384"
     assert onnx_int8.identity == "all-MiniLM-L6-v2|onnx|int8|384"
-    assert encoder.identity == "all-MiniLM-L6-v2|onnx|none|384"  # the default backend
+    assert encoder.identity == "all-MiniLM-L6-v2|onnx|int8|384"  # the default: quantize = "auto"
 
 
 @pytest.mark.slow

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from retrieval.config import Config
-from retrieval.encoder import Encoder, embed_spans_alone
+from retrieval.encoder import Encoder, embed_spans_alone, load_encoder
 from retrieval.highlight import sentence_spans
 from retrieval.loaders import make_article
 from retrieval.newsindex import NewsIndex
@@ -60,6 +62,10 @@ def test_tokens_belong_to_the_span_they_start_in() -> None:
 def test_passage_vectors_are_unchanged_and_sentences_pooled_alike_by_both_backends(encoder: Encoder) -> None:
     from retrieval.encoder import SentenceTransformerEncoder
 
+    # fp32 ONNX, so that torch must agree with it to rounding (the default encodes passages in int8).
+    encoder = load_encoder(
+        dataclasses.replace(Config().model, quantize="none", cache_dir=os.environ["NEWSQA_MODEL_CACHE_DIR"])
+    )
     texts = [f"{BRIDGE.title}\n{BRIDGE.text}", "One short line. Another one!"]
     head = len(BRIDGE.title or "") + 1
     spans = [[(a + head, b + head) for a, b in sentence_spans(BRIDGE.text)]]
