@@ -491,15 +491,30 @@ def _start_health_server(service: Service) -> HTTPServer:
     """Serve GET /healthz on serve.health_listen:health_port, on the bot's event loop."""
     import tornado.web
 
+    last_ok: list[bool] = [True]
+
     class HealthHandler(tornado.web.RequestHandler):
         async def get(self) -> None:
             ok, body = await service.health()
+            if ok != last_ok[0]:  # the verdict's changes are logged, not every poll of a supervisor
+                last_ok[0] = ok
+                if ok:
+                    log.info("health check ok again")
+                else:
+                    log.warning("health check failing: %s", body["problem"])
             self.set_status(200 if ok else 503)
             self.set_header("Content-Type", "application/json")
             self.set_header("Cache-Control", "no-store")
             self.finish(json.dumps(body))
 
-    web = tornado.web.Application([(r"/healthz", HealthHandler)])
+    def log_request(handler: tornado.web.RequestHandler) -> None:
+        # Tornado logs every 5xx at ERROR; a 503 from /healthz is the answer "not ready", polled
+        # every few seconds during an outage, and its changes are logged above.
+        if handler.request.path != "/healthz":
+            request = handler.request
+            log.info("%d %s %s (%s)", handler.get_status(), request.method, request.uri, request.remote_ip)
+
+    web = tornado.web.Application([(r"/healthz", HealthHandler)], log_function=log_request)
     serve = service.config.serve
     server = web.listen(serve.health_port, address=serve.health_listen, xheaders=False)
     log.info("health checks on http://%s:%d/healthz", serve.health_listen, serve.health_port)
