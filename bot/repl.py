@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from bot.terminal import format_answer, format_article_line
@@ -19,6 +23,34 @@ HELP = """Type a question and press Enter. Filters inside a question: since:YYYY
   :k N         show N quotes per answer
   :help        this text
   :quit        leave (or Ctrl-D)"""
+
+
+# How often Python looks at its pending signals while waiting at the prompt (see _signals_seen).
+SIGNAL_CHECK_S = 0.2
+
+
+def _tick(signum: int, frame: FrameType | None) -> None:
+    """Do nothing: the interruption itself is the point (see _signals_seen)."""
+
+
+@contextlib.contextmanager
+def _signals_seen() -> Iterator[None]:
+    """Wake the prompt every SIGNAL_CHECK_S seconds, so that a Ctrl-C is never left pending.
+
+    Python's readline loop looks for signals only when its select() is interrupted; a Ctrl-C that
+    arrives while readline is taking keys (a fast typist, a loaded machine) was left pending until
+    the next key. A timer signal interrupts the select() and the pending Ctrl-C takes effect.
+    """
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _tick)
+    signal.setitimer(signal.ITIMER_REAL, SIGNAL_CHECK_S, SIGNAL_CHECK_S)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _setup_readline(history: Path) -> None:
@@ -52,7 +84,8 @@ def run_repl(index: Any, k: int | None = None) -> None:
     shown = 0
     while True:
         try:
-            line = input("newsqa> " if interactive else "")
+            with _signals_seen() if interactive else contextlib.nullcontext():
+                line = input("newsqa> " if interactive else "")
         except EOFError:
             print()
             return
