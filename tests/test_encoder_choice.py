@@ -82,6 +82,8 @@ def test_auto_quantization_is_int8_on_onnx_and_none_on_torch() -> None:
     assert ModelConfig(backend="onnx", quantize="none").quantization == "none"
     with pytest.raises(ConfigError, match=r"needs model\.backend"):
         load_encoder(ModelConfig(backend="torch", quantize="int8"))
+    with pytest.raises(ConfigError, match="must be"):
+        load_encoder(ModelConfig(backend="torch", quantize="fp16"))
 
 
 @pytest.mark.slow
