@@ -262,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for enc in encoders.values():
         enc.set_threads(1)
     # Questions as answering encodes them (an int8 OnnxEncoder encodes questions in fp32).
-    query_vectors = {label: getattr(enc, "embed_queries", enc.embed)(questions) for label, enc in encoders.items()}
+    query_vectors = {label: enc.embed_queries(questions) for label, enc in encoders.items()}
     first = {r.label: r for r in rows if r.threads == threads[0] and r.sorted_batches == native_sort[r.label]}
     ref_p, ref_q = first["torch fp32"].vectors, query_vectors["torch fp32"]
     agree = {label: agreement(ref_p, ref_q, first[label].vectors, query_vectors[label]) for label in encoders}

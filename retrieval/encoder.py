@@ -73,10 +73,17 @@ class Encoder(abc.ABC):
         vectors = self.embed(texts, progress=progress)
         return vectors, embed_spans_alone(self, texts, spans)
 
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Return normalised vectors of questions; ``embed`` is for passages.
+
+        The same here; an encoder whose passages go through a quantized model (OnnxEncoder with
+        int8) encodes questions with its full-precision one.
+        """
+        return self.embed(texts)
+
     def embed_one(self, text: str) -> np.ndarray:
-        """Return the normalised vector of one text, shape ``(dim,)``."""
-        vectors: np.ndarray = self.embed([text])
-        return np.asarray(vectors[0])
+        """Return the normalised vector of one question, shape ``(dim,)``."""
+        return np.asarray(self.embed_queries([text])[0])
 
     def set_threads(self, n: int) -> None:  # noqa: B027 - optional hook, most encoders need nothing
         """Use ``n`` threads for inference (0 leaves the library default)."""

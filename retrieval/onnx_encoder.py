@@ -420,8 +420,8 @@ class OnnxEncoder(Encoder):
     """An encoder run by onnxruntime on a cached ONNX export (fp32 or int8).
 
     With ``quantize = "int8"`` passages (``embed``, ``embed_passages``) go through the int8 copy
-    and questions (``embed_one``) through the fp32 export; each session is loaded on first use, so
-    answering never loads the int8 file and ingesting never loads the fp32 one.
+    and questions (``embed_queries``, ``embed_one``) through the fp32 export; each session is
+    loaded on first use, so answering never loads the int8 file and ingesting never the fp32 one.
     """
 
     def __init__(
@@ -521,10 +521,6 @@ class OnnxEncoder(Encoder):
     def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Return normalised passage vectors in input order; batches texts of similar token length."""
         return self._encode(texts, None, progress)[0]
-
-    def embed_one(self, text: str) -> np.ndarray:
-        """Return the normalised vector of a question, from the fp32 export."""
-        return np.asarray(self.embed_queries([text])[0])
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Return normalised question vectors, from the fp32 export whatever ``quantize`` says."""

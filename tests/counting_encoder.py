@@ -10,7 +10,7 @@ from retrieval.encoder import Encoder
 
 
 class CountingEncoder(Encoder):
-    """Wraps the session's encoder; ``embedded`` lists every text given to embed or embed_passages."""
+    """Wraps the session's encoder; ``embedded`` lists every text given to embed, embed_queries or embed_passages."""
 
     def __init__(self, inner: Encoder) -> None:
         self.inner = inner
@@ -30,6 +30,10 @@ class CountingEncoder(Encoder):
     def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         self.embedded += list(texts)
         return self.inner.embed(texts, progress)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        self.embedded += list(texts)
+        return self.inner.embed_queries(texts)
 
     def embed_passages(
         self,
