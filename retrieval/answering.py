@@ -8,16 +8,16 @@ shares the topic scores lower there) and to mark that sentence in the quote.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from retrieval.config import SearchConfig
 from retrieval.encoder import Encoder
-from retrieval.highlight import best_window, sentence_scores, sentence_spans
+from retrieval.highlight import best_window, sentence_coverage, sentence_scores, sentence_spans
 from retrieval.lexical import term_coverage, tokenize
-from retrieval.models import Answer, Article, Quote
+from retrieval.models import Answer, Article, Passage, Quote
 from retrieval.names import name_share, question_names
 from retrieval.query import Query
 from retrieval.search import Scored
@@ -29,6 +29,7 @@ __all__ = [
     "Ranked",
     "build_answer",
     "collapse_duplicates",
+    "combine_confidence",
     "confidence",
     "confidence_parts",
     "rank_groups",
@@ -89,17 +90,33 @@ CONTRAST_CAP = 0.25
 
 
 def confidence_parts(
-    hits: Sequence[Scored], k: int, query: Query | None, idf: dict[str, float] | None
-) -> list[tuple[float, float, float]]:
-    """Return, for each of the first few hits, its cosine, term coverage and share of names."""
-    terms = tokenize([query.text])[0] if query is not None else []
+    hits: Sequence[Scored],
+    k: int,
+    query: Query | None,
+    idf: dict[str, float] | None,
+    stored: Mapping[int, SentenceVectors] | None = None,
+) -> list[tuple[float, float, float, float]]:
+    """Return, for each of the first few hits, its cosine, term coverage, share of names and the
+    term coverage of its best sentence (as the marking weighs it). Sentence spans are taken from
+    ``stored`` where it has them (splitting sentences costs more than the rest)."""
+    terms = set(tokenize([query.text])[0]) if query is not None else set()
     names = question_names(query.text) if query is not None else []
+    top = hits[: max(k, 3)]
+    sentences = [[s.hit.passage.text[a:b] for a, b in _spans(s.hit.passage, stored)] for s in top]
+    tokens = iter(tokenize([sentence for group in sentences for sentence in group]))  # one call: cheaper
     parts = []
-    for s in hits[: max(k, 3)]:
-        held = tokenize([s.hit.passage.text])[0]
+    for s, group in zip(top, sentences, strict=True):
+        by_sentence = [set(next(tokens)) for _ in group]
+        held = set().union(*by_sentence)
         cover = term_coverage(terms, held, idf) if terms else 0.0
-        parts.append((float(s.hit.dense or 0.0), cover, name_share(names, held)))
+        best = float(sentence_coverage(terms, by_sentence, idf).max()) if terms else 0.0
+        parts.append((float(s.hit.dense or 0.0), cover, name_share(names, held), best))
     return parts
+
+
+def _spans(passage: Passage, stored: Mapping[int, SentenceVectors] | None) -> Sequence[tuple[int, int]]:
+    known = (stored or {}).get(passage.id)
+    return known.spans if known is not None else sentence_spans(passage.text)
 
 
 def confidence(
@@ -109,20 +126,32 @@ def confidence(
     idf: dict[str, float] | None,
     config: SearchConfig,
     contrast: float | None = None,
+    stored: Mapping[int, SentenceVectors] | None = None,
 ) -> float:
     """Return how sure we are that the top hits answer the question.
 
     The best, over the first few hits, of the passage's cosine similarity, plus ``coverage_weight``
-    times the share of the question's rarer terms it contains and ``names_weight`` times the share
+    times the share of the question's rarer terms it contains, ``names_weight`` times the share
     of the question's names and numbers it contains (a passage on a neighbouring story can be
-    close in embedding space, but it rarely holds the question's own names and terms); plus
+    close in embedding space, but it rarely holds the question's own names and terms) and
+    ``sentence_terms_weight`` times the share of the question's terms its best sentence holds (an
+    answer sits in a sentence that says what the question asks; a passage on the topic spreads
+    the question's words over several sentences that each say something else); plus
     ``contrast_weight`` times how far the best passage in the collection stands out from the
     background (an off-topic question finds many loosely related passages and none that stands
     out). Without a contrast (a collection of a few passages, a lexical-only search) the best
     passage is taken to stand out.
     """
+    return combine_confidence(confidence_parts(hits, k, query, idf, stored), contrast, config)
+
+
+def combine_confidence(parts: Sequence[Sequence[float]], contrast: float | None, config: SearchConfig) -> float:
+    """Return the confidence made of ``confidence_parts`` and the contrast, weighed by ``config``."""
     best = max(
-        (d + config.coverage_weight * c + config.names_weight * n for d, c, n in confidence_parts(hits, k, query, idf)),
+        (
+            d + config.coverage_weight * c + config.names_weight * n + config.sentence_terms_weight * t
+            for d, c, n, t in parts
+        ),
         default=0.0,
     )
     return best + config.contrast_weight * min(CONTRAST_CAP if contrast is None else contrast, CONTRAST_CAP)
@@ -201,7 +230,7 @@ def build_answer(
 
     ``contrast`` is how far the question's best passage stands out (SearchStats.contrast).
     """
-    if not hits or confidence(hits, k, query, idf, config, contrast) < config.min_score:
+    if not hits or confidence(hits, k, query, idf, config, contrast, stored) < config.min_score:
         return Answer(question, (), False, NOT_FOUND)
     ranked = rank_groups(query, hits, encoder, query_vector, config, idf, stored)
     lead = ranked[0].scored.hit.dense or 0.0 if ranked else 0.0

@@ -113,11 +113,13 @@ class SearchConfig:
     dense_weight: float = 0.7
     rrf_k: int = 60
     # Confidence = best of the top 3 passages of (cosine + coverage_weight * IDF-weighted share of
-    # the question's terms present + names_weight * share of its names and numbers present), plus
+    # the question's terms present + names_weight * share of its names and numbers present +
+    # sentence_terms_weight * share of its terms in the passage's best sentence), plus
     # contrast_weight * (best cosine in the collection - mean cosine of the passages ranked 20-60).
-    min_score: float = 1.0
+    min_score: float = 1.13
     coverage_weight: float = 0.3
     names_weight: float = 0.2
+    sentence_terms_weight: float = 0.3
     contrast_weight: float = 2.0
     # Quotes after the first must have at least this cosine (or the first one's, if lower).
     related_cosine: float = 0.42

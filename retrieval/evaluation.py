@@ -17,11 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from retrieval.answering import confidence_parts
 from retrieval.errors import LoaderError, QuestionError
-from retrieval.lexical import tokenize
 from retrieval.newsindex import NewsIndex
-from retrieval.search import SearchStats
 
 __all__ = ["EvalQuestion", "MethodResult", "evaluate", "read_questions"]
 
@@ -128,22 +125,21 @@ def evaluate(
             ranks.append(None)
             continue
         started = time.perf_counter()
-        stats = SearchStats()
-        hits = index.rank(q.question, 10, stats=stats) if method is None else index.hits_for(query, 10, method)
+        hits = index.rank(q.question, 10) if method is None else index.hits_for(query, 10, method)
         search_ms = (time.perf_counter() - started) * 1000
         rank = next((i for i, s in enumerate(hits, start=1) if any(g in _norm(s.hit.passage.text) for g in gold)), None)
         ranks.append(rank)
-        idf = index.retriever().lexical.idf(tokenize([query.text])[0])
-        # What abstention weighs: per top passage its cosine, its coverage of the question's terms
-        # and of its names; and how far the best passage stands out from the collection.
-        parts = confidence_parts(hits, 3, query, idf)
+        # What abstention weighs (from the hits the answer is made from): per top passage its
+        # cosine, its coverage of the question's terms, of its names and (by its best sentence)
+        # of its terms again; and how far the best passage stands out from the collection.
+        parts, contrast = index.confidence_inputs(q.question, fusion=method)
         detail: dict[str, Any] = {
             "id": q.id,
             "rank": rank,
-            "dense": max([0.0, *(d for d, _, _ in parts)]),
-            "coverage": max((c for _, c, _ in parts), default=0.0),
+            "dense": max([0.0, *(p[0] for p in parts)]),
+            "coverage": max((p[1] for p in parts), default=0.0),
             "confidence_parts": [list(p) for p in parts],
-            "contrast": stats.contrast,
+            "contrast": contrast,
         }
         if full:
             started = time.perf_counter()

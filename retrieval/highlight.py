@@ -23,6 +23,7 @@ __all__ = [
     "answer_type",
     "best_window",
     "has_answer_type",
+    "sentence_coverage",
     "sentence_scores",
     "sentence_spans",
 ]
@@ -282,11 +283,8 @@ def sentence_scores(
     only one of them holds.
     """
     dense = sentence_vectors @ question_vector
-    q_terms = set(tokenize([question])[0])
-    sent_terms = tokenize(list(sentences))
-    held = [set(terms) for terms in sent_terms]
-    weights = {t: (idf or {}).get(t, 1.0) / max(1, sum(t in h for h in held)) ** spread_power for t in q_terms}
-    lexical = np.array([term_coverage(q_terms, terms, weights) for terms in held], dtype=np.float32)
+    held = [set(terms) for terms in tokenize(list(sentences))]
+    lexical = sentence_coverage(set(tokenize([question])[0]), held, idf, spread_power)
     kind = answer_type(question)
     typed = np.array([answer_match(s, kind, question) for s in sentences], dtype=np.float32)
     # Very short fragments ("He said.") rarely carry an answer on their own.
@@ -294,6 +292,22 @@ def sentence_scores(
     return np.asarray(
         (dense + lexical_weight * lexical + type_weight * typed) * (0.85 + 0.15 * length), dtype=np.float32
     )
+
+
+def sentence_coverage(
+    question_terms: set[str],
+    sentence_terms: Sequence[set[str]],
+    idf: dict[str, float] | None,
+    spread_power: float = 0.5,
+) -> np.ndarray:
+    """Return the share of the question's terms each sentence holds, by IDF and by spread.
+
+    A term weighs its IDF divided by (the number of sentences holding it) ** ``spread_power``.
+    """
+    weights = {
+        t: (idf or {}).get(t, 1.0) / max(1, sum(t in h for h in sentence_terms)) ** spread_power for t in question_terms
+    }
+    return np.array([term_coverage(question_terms, terms, weights) for terms in sentence_terms], dtype=np.float32)
 
 
 def best_window(scores: np.ndarray, pair_margin: float) -> tuple[int, int]:

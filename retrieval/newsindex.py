@@ -14,7 +14,7 @@ from itertools import islice
 
 import numpy as np
 
-from retrieval.answering import build_answer, rank_groups
+from retrieval.answering import build_answer, confidence_parts, rank_groups
 from retrieval.config import Config
 from retrieval.encoder import Encoder, load_encoder
 from retrieval.errors import EmptyIndexError, ModelMismatchError, StoreError
@@ -392,6 +392,18 @@ class NewsIndex:
     def parse(self, question: str) -> Query:
         """Validate a question and return it with its filters."""
         return parse_question(question, self.config.search.max_question_chars)
+
+    def confidence_inputs(
+        self, question: str, k: int | None = None, fusion: str | None = None
+    ) -> tuple[list[tuple[float, float, float, float]], float | None]:
+        """Return what abstention weighs for a question, from the hits ``ask`` answers from: per
+        top passage its cosine, term coverage, share of names and best sentence's term coverage;
+        and the contrast of the best passage with the background (for calibration)."""
+        k = self.config.search.k if k is None else k
+        stats = SearchStats()
+        query, _, hits, idf = self._candidates(question, k, fusion, stats)
+        stored = self.store.sentence_vectors(s.hit.passage.id for s in hits[: max(k, 3)])
+        return confidence_parts(hits, k, query, idf, stored), stats.contrast
 
     def hits_for(self, query: Query, k: int, fusion: str | None = None) -> list[Scored]:
         """Return scored hits for an already parsed query (for evaluation)."""

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from retrieval.answering import CONTRAST_CAP, confidence
+from retrieval.answering import CONTRAST_CAP, confidence, confidence_parts
 from retrieval.config import SearchConfig
 from retrieval.models import Article
 from retrieval.newsindex import NewsIndex
@@ -57,3 +57,32 @@ def test_a_collection_of_two_passages_still_answers(make_index: Callable[..., Ne
     answer = index.ask("How far did the Kestrel probe travel?")
     assert answer.answered and "4.1 billion kilometres" in answer.quotes[0].text
     assert not index.ask("What is the boiling point of tungsten?").answered
+
+
+def test_a_sentence_holding_the_questions_terms_counts_more_than_terms_spread_out(
+    make_index: Callable[..., NewsIndex],
+) -> None:
+    index = make_index()
+    together = (
+        "The harbour board met on Monday. The ferry Marisol carried 412 passengers to Tarn Island "
+        "on its first crossing. Tickets sold out within a day."
+    )
+    spread = (
+        "The ferry Marisol was built in a northern yard. Some 412 people signed a petition about "
+        "fares last winter. The first crossing to Tarn Island was delayed, and passengers waited."
+    )
+    index.ingest(
+        [
+            Article(id="t", url="https://example.com/together", text=together),
+            Article(id="s", url="https://example.com/spread", text=spread),
+        ]
+    )
+    question = "How many passengers did the ferry Marisol carry to Tarn Island on its first crossing?"
+    query = index.parse(question)
+    hits = index.retriever().search(query, index.encoder.embed_one(question), 5)
+    parts = {s.article.id: p for s, p in zip(hits, confidence_parts(hits, 3, query, None), strict=False)}
+    assert set(parts) == {"t", "s"}
+    # Both passages hold the question's names; only one holds them in one sentence.
+    assert parts["t"][2] == parts["s"][2] == 1.0
+    assert parts["t"][3] > parts["s"][3] + 0.2
+    assert parts["t"][3] >= 0.6
