@@ -238,7 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     encoders: dict[str, Encoder] = {
         "torch fp32": SentenceTransformerEncoder(batch_size=args.batch_size, threads=1),
-        "onnx fp32": OnnxEncoder.from_config(ModelConfig(backend="onnx", batch_size=args.batch_size), 1, cache),
+        "onnx fp32": OnnxEncoder.from_config(
+            ModelConfig(backend="onnx", quantize="none", batch_size=args.batch_size), 1, cache
+        ),
         "onnx int8": OnnxEncoder.from_config(
             ModelConfig(backend="onnx", quantize="int8", batch_size=args.batch_size), 1, cache
         ),
