@@ -109,7 +109,7 @@ def confidence_parts(
         by_sentence = [set(next(tokens)) for _ in group]
         held = set().union(*by_sentence)
         cover = term_coverage(terms, held, idf) if terms else 0.0
-        best = float(sentence_coverage(terms, by_sentence, idf).max()) if terms else 0.0
+        best = float(sentence_coverage(terms, by_sentence, idf).max()) if terms and by_sentence else 0.0
         parts.append((float(s.hit.dense or 0.0), cover, name_share(names, held), best))
     return parts
 
