@@ -88,7 +88,12 @@ class ModelConfig:
 
     @property
     def quantization(self) -> str:
-        """Return the quantization in effect: ``quantize`` with "auto" resolved for the backend."""
+        """Return the quantization in effect: ``quantize`` with "auto" resolved for the backend.
+
+        Every user of the setting reads it here, so an unknown value is refused here, once.
+        """
+        if self.quantize not in ("auto", "none", "int8"):
+            raise ConfigError(f'model.quantize must be "auto", "none" or "int8", not {self.quantize!r}')
         if self.quantize == "auto":
             return "int8" if self.backend == "onnx" else "none"
         return self.quantize

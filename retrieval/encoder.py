@@ -244,8 +244,6 @@ def load_encoder(config: ModelConfig, threads: int | None = None, cache_dir: Pat
 
 def _build_encoder(config: ModelConfig, n: int, cache_dir: Path | None) -> Encoder:
     quiet_hub()
-    if config.quantize not in ("auto", "none", "int8"):
-        raise ConfigError(f'model.quantize must be "auto", "none" or "int8", not {config.quantize!r}')
     if config.backend == "torch":
         if config.quantization != "none":
             raise ConfigError(f'model.quantize = {config.quantize!r} needs model.backend = "onnx"')
