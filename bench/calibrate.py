@@ -42,15 +42,23 @@ def _answerable(paths: list[str]) -> list[dict[str, object]]:
     return [r for r in _load(paths) if isinstance(r.get("rank"), int) and int(r["rank"]) <= 5]  # type: ignore[arg-type]
 
 
-def _confidence(row: dict[str, object], weights: Weights) -> float:
+def _weighted(weights: Weights) -> SearchConfig:
     cover, names, sentence, contrast = weights
-    config = dataclasses.replace(
+    return dataclasses.replace(
         SearchConfig(),
         coverage_weight=cover,
         names_weight=names,
         sentence_terms_weight=sentence,
         contrast_weight=contrast,
     )
+
+
+def _keep_cut(answerable: list[float], keep: float) -> float:
+    """The largest threshold that keeps ``keep`` of the (sorted) answerable confidences."""
+    return answerable[max(0, int((1 - keep) * len(answerable)))]
+
+
+def _confidence(row: dict[str, object], config: SearchConfig) -> float:
     parts = row["confidence_parts"]
     assert isinstance(parts, list)
     # Files written before a part was recorded: every name present, no sentence share.
@@ -79,8 +87,8 @@ def main() -> None:
     config = SearchConfig()
     if args.curve:
         weights = (config.coverage_weight, config.names_weight, config.sentence_terms_weight, config.contrast_weight)
-        kept_all = [_confidence(r, weights) for r in good]
-        off_all = [_confidence(r, weights) for r in bad]
+        kept_all = [_confidence(r, config) for r in good]
+        off_all = [_confidence(r, config) for r in bad]
         print(f"weights {weights}; {'threshold':>9} {'refused':>8} {'kept@5':>7}")
         for step in range(30, 160, 5):
             cut = step / 100
@@ -92,12 +100,13 @@ def main() -> None:
     )
     found: list[tuple[float, Weights, float]] = []  # refused at --keep, weights, their threshold
     for weights in itertools.product((0.0, 0.3), (0.0, 0.2), (0.0, 0.3, 0.6, 1.0), (0.0, 1.0, 2.0, 3.0)):
-        off = sorted(_confidence(r, weights) for r in bad)
-        ans = sorted(_confidence(r, weights) for r in good)
+        weighted = _weighted(weights)
+        off = sorted(_confidence(r, weighted) for r in bad)
+        ans = sorted(_confidence(r, weighted) for r in good)
         # The smallest threshold above the required share of off-topic confidences, and the
         # largest that keeps the required share of answerable ones.
         cut90 = off[min(len(off) - 1, int(args.refuse * len(off)))] + 1e-6
-        cut95 = ans[max(0, int((1 - args.keep) * len(ans)))]
+        cut95 = _keep_cut(ans, args.keep)
         found.append((_share(off, cut95, True), weights, cut95))
         print(
             f"{weights[0]:>8} {weights[1]:>6} {weights[2]:>8} {weights[3]:>8} |"
@@ -115,9 +124,10 @@ def _check(found: list[tuple[float, Weights, float]], answerable: list[str], off
     print(f"held out: {len(good)} answerable questions found in the top 5, {len(bad)} off-topic questions")
     for label, pool in (("best", found), ("best without the sentence share", [f for f in found if f[1][2] == 0])):
         _, weights, cut = max(pool)
-        ans = sorted(_confidence(r, weights) for r in good)
-        off = [_confidence(r, weights) for r in bad]
-        own = ans[max(0, int((1 - keep) * len(ans)))]
+        weighted = _weighted(weights)
+        ans = sorted(_confidence(r, weighted) for r in good)
+        off = [_confidence(r, weighted) for r in bad]
+        own = _keep_cut(ans, keep)
         print(
             f"{label} {weights}: at the chosen threshold {cut:.3f} kept {_share(ans, cut, False):.3f}"
             f" refused {_share(off, cut, True):.3f}; at the held-out files' own {keep:.0%} kept"
