@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import bm25s
 import numpy as np
 import pytest
+import Stemmer
 
 from retrieval.config import IndexConfig
-from retrieval.lexical import LexicalIndex, _bm25s, batched, tokenize
+from retrieval.lexical import LexicalIndex, batched, tokenize
 from retrieval.loaders import load_file
 from retrieval.sentences import split_sentences
 
@@ -32,10 +34,30 @@ def corpus() -> tuple[np.ndarray, list[str]]:
     return np.arange(10, 10 + len(texts), dtype=np.int64), texts
 
 
+TRICKY = [
+    "",
+    "   ",
+    "Don't stop: it's O'Neill's “quoted” café, a x y 1 23 4,500.75 3.75% $612m",
+    "İSTANBUL Straße STRASSE ǅemal ÉCOLE école ﬁnance",
+    "Σίσυφος ΣΊΣΥΦΟΣ 日本語のテキスト snake_case __dunder__ — en–dash",
+    "The the THE running runs ran runner's",
+]
+
+
+def test_tokens_are_those_of_bm25s_itself(corpus: tuple[np.ndarray, list[str]]) -> None:
+    """The index files and PostgreSQL's postings were built with bm25s's tokens: ours must not drift."""
+    _, texts = corpus
+    for batch in (texts, TRICKY, QUERIES, *([t] for t in TRICKY + texts[:20])):
+        expected = bm25s.tokenize(
+            list(batch), stopwords="en", stemmer=Stemmer.Stemmer("english"), return_ids=False, show_progress=False
+        )
+        assert tokenize(batch) == expected
+
+
 def test_scores_equal_those_of_bm25s_on_the_same_corpus(corpus: tuple[np.ndarray, list[str]]) -> None:
     ids, texts = corpus
     ours = LexicalIndex.build_batches(batched(ids, texts, size=40), generation=1)
-    reference = _bm25s().BM25(k1=1.2, b=0.75)
+    reference = bm25s.BM25(k1=1.2, b=0.75)
     reference.index(tokenize(texts), show_progress=False)
     for q in QUERIES:
         terms = [t for t in tokenize([q])[0] if t in reference.vocab_dict]
