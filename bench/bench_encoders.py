@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from retrieval.config import ModelConfig  # noqa: E402
-from retrieval.encoder import Encoder, SentenceTransformerEncoder  # noqa: E402
-from retrieval.onnx_encoder import OnnxEncoder  # noqa: E402
+from retrieval.models.encoder import Encoder, SentenceTransformerEncoder  # noqa: E402
+from retrieval.models.onnx_encoder import OnnxEncoder  # noqa: E402
 
 DEFAULT_EVAL = ROOT.parent / "shared" / "eval" / "realtimeqa-dev"
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"”’)])\s+|\n\s*\n")
@@ -161,8 +161,8 @@ import sys, time
 t0 = time.perf_counter()
 from pathlib import Path
 from retrieval.config import ModelConfig
-from retrieval.encoder import load_encoder
-from retrieval.onnx_encoder import OnnxEncoder
+from retrieval.models.encoder import load_encoder
+from retrieval.models.onnx_encoder import OnnxEncoder
 backend, quantize, cache = sys.argv[1], sys.argv[2], sys.argv[3]
 config = ModelConfig(backend=backend, quantize=quantize)
 if backend == "onnx":
@@ -232,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
 
-    from retrieval.onnx_encoder import default_cache_dir
+    from retrieval.models.onnx_encoder import default_cache_dir
 
     cache = args.cache_dir or default_cache_dir()
     start = time.perf_counter()

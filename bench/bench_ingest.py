@@ -77,7 +77,7 @@ def child(articles: Path) -> None:
     """Ingest ``articles`` into the configured (empty) data directory; print the timings as JSON."""
     sys.path.insert(0, str(ROOT))
     from retrieval.config import load_config
-    from retrieval.loaders import load_file
+    from retrieval.ingest.loaders import load_file
     from retrieval.newsindex import NewsIndex
 
     started = time.perf_counter()

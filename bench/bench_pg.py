@@ -39,11 +39,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_scale import NEW_ARTICLES, _config, _pct, _questions  # noqa: E402
 
 from retrieval.config import Config, Secret  # noqa: E402
-from retrieval.encoder import Encoder  # noqa: E402
-from retrieval.loaders import load_file  # noqa: E402
+from retrieval.ingest.loaders import load_file  # noqa: E402
+from retrieval.models.encoder import Encoder  # noqa: E402
 from retrieval.newsindex import NewsIndex  # noqa: E402
-from retrieval.pg.transfer import migrate  # noqa: E402
 from retrieval.query import parse_question  # noqa: E402
+from retrieval.storage.pg.transfer import migrate  # noqa: E402
 from tests.pg_server import PgServer  # noqa: E402
 
 DEFAULT_DATA = Path("/tmp/scale/s100k")

@@ -36,12 +36,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from retrieval.config import Config, load_config  # noqa: E402
-from retrieval.lexical import LexicalIndex  # noqa: E402
-from retrieval.locking import writer_lock  # noqa: E402
 from retrieval.newsindex import NewsIndex  # noqa: E402
 from retrieval.query import parse_question  # noqa: E402
-from retrieval.store import Store  # noqa: E402
-from retrieval.vectorindex import FaissIndex  # noqa: E402
+from retrieval.search.lexical import LexicalIndex  # noqa: E402
+from retrieval.search.vector import FaissIndex  # noqa: E402
+from retrieval.storage.local.locking import writer_lock  # noqa: E402
+from retrieval.storage.local.store import Store  # noqa: E402
 
 # A RealTimeQA data dir built by `newsqa ingest` with sentence vectors (schema 2).
 SOURCE = Path("/work/evaldata/rtqa2")
@@ -300,7 +300,7 @@ def cold(data: Path, repeats: int) -> dict[str, Any]:
 
 def writes(data: Path, articles: int) -> dict[str, Any]:
     """Ingest a few new articles: total, index update, against rebuilding BM25 whole (the old way)."""
-    from retrieval.loaders import load_file
+    from retrieval.ingest.loaders import load_file
 
     config = _config(data)
     index = NewsIndex.open(config)

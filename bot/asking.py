@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 from bot.terminal import format_answer
+from retrieval.domain import Answer
 from retrieval.errors import QuestionError
-from retrieval.models import Answer
 from retrieval.serialize import answer_to_dict
 
 __all__ = ["ask_many", "ask_one"]

@@ -244,7 +244,7 @@ def db() -> None:
 @click.pass_obj
 def upgrade(state: State) -> None:
     """Create or upgrade the database's tables to this version of newsqa."""
-    from retrieval.pg.index import upgrade_database
+    from retrieval.storage.pg.index import upgrade_database
 
     with reported():
         applied, version = upgrade_database(state.config)
@@ -264,7 +264,7 @@ def migrate(state: State, source: str, target: str) -> None:
 
     Nothing is embedded again.
     """
-    from retrieval.pg.transfer import migrate as copy_between
+    from retrieval.storage.pg.transfer import migrate as copy_between
 
     with reported():
         report = copy_between(state.config, source, target)

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from retrieval.domain import Article
 from retrieval.errors import LoaderError
-from retrieval.loaders import Overrides, iter_files, load_file, parse_published
-from retrieval.models import Article
+from retrieval.ingest.loaders import Overrides, iter_files, load_file, parse_published
 
 if TYPE_CHECKING:
     from bot.cli import State
@@ -95,9 +95,9 @@ def is_url(argument: str) -> bool:
 
 def ingest_urls(state: State, urls: list[str]) -> bool:
     """Fetch pages and feeds and ingest them; return False when any could not be read."""
-    from retrieval.feeds import ingest_source
+    from retrieval.ingest.feeds import ingest_source
+    from retrieval.ingest.web import Fetcher
     from retrieval.newsindex import NewsIndex
-    from retrieval.web import Fetcher
 
     index = NewsIndex.open(state.config, create=True)
     click.get_current_context().call_on_close(index.close)

@@ -41,16 +41,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from retrieval.config import Config, FeedConfig
-from retrieval.coordination import Coordinator, Lease, coordinator_for
 from retrieval.errors import ConfigError, NewsqaError
-from retrieval.schedule import FeedSchedule, FeedStatus, parse_every
+from retrieval.ingest.schedule import FeedSchedule, FeedStatus, parse_every
+from retrieval.storage.coordination import Coordinator, Lease, coordinator_for
 
 if TYPE_CHECKING:
     from tornado.httpserver import HTTPServer
 
     from bot.telegram.app import BotApp
+    from retrieval.ingest.web import Fetcher
     from retrieval.newsindex import IngestReport, NewsIndex
-    from retrieval.web import Fetcher
 
 __all__ = ["JsonFormatter", "Service", "run_service", "sd_notify", "setup_service_logging"]
 
@@ -177,8 +177,8 @@ class Service:
     def run(self) -> None:
         """Open (or create) the index, load the model, and serve until a stop signal."""
         from bot.telegram.app import ALLOWED_UPDATES, build_application
+        from retrieval.ingest.web import Fetcher
         from retrieval.newsindex import NewsIndex
-        from retrieval.web import Fetcher
 
         # Until the event loop installs its own handlers, SIGTERM is a clean exit too.
         signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -373,7 +373,7 @@ class Service:
         Returns the seconds to wait instead when another replica is polling the feed or has
         polled it within most of its interval.
         """
-        from retrieval.feeds import FetchCache, poll_feed
+        from retrieval.ingest.feeds import FetchCache, poll_feed
         from retrieval.newsindex import NewsIndex
 
         assert self._index is not None and self._fetcher is not None and self._coordinator is not None

@@ -4,7 +4,7 @@ This package never imports a front-end (telegram, click): ``bot`` imports it, no
 """
 
 from retrieval.config import Config, Secret, load_config
-from retrieval.encoder import Encoder, load_encoder
+from retrieval.domain import Answer, Article, Hit, Passage, Quote
 from retrieval.errors import (
     ConfigError,
     EmptyIndexError,
@@ -15,12 +15,12 @@ from retrieval.errors import (
     QuestionError,
     StoreError,
 )
-from retrieval.loaders import LoadProblem, Overrides, load_file
-from retrieval.models import Answer, Article, Hit, Passage, Quote
+from retrieval.ingest.loaders import LoadProblem, Overrides, load_file
+from retrieval.ingest.splitter import split_article
+from retrieval.models.encoder import Encoder, load_encoder
 from retrieval.newsindex import CheckReport, IndexStats, IngestReport, NewsIndex
 from retrieval.serialize import answer_to_dict, article_to_dict
-from retrieval.splitter import split_article
-from retrieval.store import SourceInfo, UsageStats
+from retrieval.storage.local.store import SourceInfo, UsageStats
 
 __all__ = [
     "Answer",

@@ -77,7 +77,7 @@ class ModelConfig:
     # Where ONNX exports are cached; empty means $XDG_CACHE_HOME/newsqa/models or ~/.cache/newsqa/models.
     cache_dir: str = ""
     # "int8": passages (and their sentence vectors) through a partly int8 copy of the ONNX export,
-    # questions through the fp32 export (retrieval/onnx_encoder.py); "none": fp32 throughout;
+    # questions through the fp32 export (retrieval/models/onnx_encoder.py); "none": fp32 throughout;
     # "auto": int8 with the onnx backend, none with torch (int8 is ONNX-only). A data directory
     # keeps the backend and quantization it was built with (NewsIndex._check_model).
     quantize: str = "auto"

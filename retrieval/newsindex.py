@@ -14,21 +14,21 @@ from itertools import islice
 
 import numpy as np
 
-from retrieval.answering import build_answer, confidence_parts, rank_groups
+from retrieval.answering.build import build_answer, confidence_parts, rank_groups
+from retrieval.answering.highlight import sentence_spans
 from retrieval.config import Config
-from retrieval.encoder import Encoder, load_encoder
+from retrieval.domain import Answer, Article, Hit
 from retrieval.errors import EmptyIndexError, ModelMismatchError, StoreError
-from retrieval.highlight import sentence_spans
-from retrieval.lexical import LexicalIndex, tokenize
-from retrieval.locking import writer_active, writer_lock
-from retrieval.models import Answer, Article, Hit
+from retrieval.ingest.splitter import split_article
+from retrieval.models.encoder import Encoder, load_encoder
+from retrieval.models.sentvecs import SentenceVectors
 from retrieval.query import Query, parse_question
-from retrieval.search import Retriever, Scored, SearchStats, prefer_recent
-from retrieval.sentvecs import SentenceVectors
-from retrieval.splitter import split_article
-from retrieval.store import SourceInfo, Store, UsageStats, index_text
+from retrieval.search.fusion import Retriever, Scored, SearchStats, prefer_recent
+from retrieval.search.lexical import LexicalIndex, tokenize
+from retrieval.search.vector import FaissIndex
+from retrieval.storage.local.locking import writer_active, writer_lock
+from retrieval.storage.local.store import SourceInfo, Store, UsageStats, index_text
 from retrieval.urls import content_hash
-from retrieval.vectorindex import FaissIndex
 
 __all__ = ["CheckReport", "IndexStats", "IngestReport", "NewsIndex"]
 
@@ -134,7 +134,7 @@ class NewsIndex:
     def open(cls, config: Config, *, encoder: Encoder | None = None, create: bool = False) -> NewsIndex:
         """Open the data directory (or the configured database); with ``create`` make it when missing."""
         if config.storage.backend != "local":
-            from retrieval.pg.index import open_database  # psycopg loads only for this backend
+            from retrieval.storage.pg.index import open_database  # psycopg loads only for this backend
 
             return open_database(config, encoder=encoder, create=create)
         folder = config.data_path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from retrieval.models import Answer, Article, Quote
+from retrieval.domain import Answer, Article, Quote
 
 __all__ = ["answer_to_dict", "article_to_dict", "quote_to_dict"]
 

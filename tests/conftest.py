@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from retrieval.config import Config, PassageConfig, SearchConfig, Secret, StorageConfig
-from retrieval.encoder import Encoder, load_encoder
-from retrieval.loaders import load_file
+from retrieval.ingest.loaders import load_file
+from retrieval.models.encoder import Encoder, load_encoder
 from retrieval.newsindex import NewsIndex
 from tests.pg_server import PgServer
 from tests.pg_server import available as postgres_available
@@ -88,8 +88,8 @@ class Databases:
     """Fresh databases on the test server, and every pool opened on them, closed at the end."""
 
     def __init__(self, server: PgServer, monkeypatch: pytest.MonkeyPatch) -> None:
-        import retrieval.pg.index
-        from retrieval.pg.connect import Database
+        import retrieval.storage.pg.index
+        from retrieval.storage.pg.connect import Database
 
         self.server = server
         self.dsns: dict[str, str] = {}
@@ -101,7 +101,7 @@ class Databases:
                 super().__init__(*args, **kwargs)
                 opened.append(self)
 
-        monkeypatch.setattr(retrieval.pg.index, "Database", Recorded)
+        monkeypatch.setattr(retrieval.storage.pg.index, "Database", Recorded)
 
     def dsn(self, name: str) -> str:
         if name not in self.dsns:

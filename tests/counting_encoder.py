@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from retrieval.encoder import Encoder
+from retrieval.models.encoder import Encoder
 
 
 class CountingEncoder(Encoder):

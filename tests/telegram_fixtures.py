@@ -20,9 +20,9 @@ import pytest
 
 from bot.telegram import build_application, serve
 from retrieval.config import Config, PassageConfig, Secret, StorageConfig, TelegramConfig
-from retrieval.encoder import Encoder
-from retrieval.loaders import make_article
-from retrieval.models import Article
+from retrieval.domain import Article
+from retrieval.ingest.loaders import make_article
+from retrieval.models.encoder import Encoder
 from retrieval.newsindex import NewsIndex
 from tests.conftest import BACKENDS, new_database
 from tests.fake_bot_api import FakeBotApi

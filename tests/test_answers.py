@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from retrieval.answering.highlight import answer_type, sentence_scores
 from retrieval.config import Config
-from retrieval.encoder import Encoder
-from retrieval.highlight import answer_type, sentence_scores
-from retrieval.loaders import load_file
+from retrieval.ingest.loaders import load_file
+from retrieval.models.encoder import Encoder
 from retrieval.newsindex import NewsIndex
 
 from .conftest import FIXTURES, SAMPLE, SHARED

@@ -6,11 +6,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from retrieval.answering import CONTRAST_CAP, confidence, confidence_parts
+from retrieval.answering.build import CONTRAST_CAP, confidence, confidence_parts
 from retrieval.config import SearchConfig
-from retrieval.models import Article
+from retrieval.domain import Article
 from retrieval.newsindex import NewsIndex
-from retrieval.search import SearchStats, background_of
+from retrieval.search.fusion import SearchStats, background_of
 
 
 def test_the_background_is_ranks_20_to_60_or_the_lower_half_of_a_small_collection() -> None:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from retrieval.config import Config
-from retrieval.coordination import coordinator_for
+from retrieval.storage.coordination import coordinator_for
 
 
 def test_a_lock_is_held_once_and_free_again_after_release(make_config: Callable[..., Config]) -> None:
@@ -42,7 +42,7 @@ def test_a_killed_holder_lets_the_lock_go(make_config: Callable[..., Config]) ->
         """
         import sys, time
         from retrieval.config import load_config
-        from retrieval.coordination import coordinator_for
+        from retrieval.storage.coordination import coordinator_for
         lease = coordinator_for(load_config(None)).try_lock("telegram poller test")
         print("held" if lease else "busy", flush=True)
         time.sleep(60)

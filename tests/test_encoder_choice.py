@@ -10,9 +10,9 @@ from collections.abc import Callable
 import pytest
 
 from retrieval.config import Config, ModelConfig
-from retrieval.encoder import load_encoder
 from retrieval.errors import ConfigError, ModelMismatchError
-from retrieval.loaders import make_article
+from retrieval.ingest.loaders import make_article
+from retrieval.models.encoder import load_encoder
 from retrieval.newsindex import NewsIndex
 
 BRIDGE = make_article(

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from retrieval.config import Config, FeedConfig, WebConfig
-from retrieval.encoder import Encoder
 from retrieval.errors import LoaderError
-from retrieval.feeds import FetchCache, html_to_text, ingest_source, is_feed, parse_feed, poll_feed
+from retrieval.ingest.feeds import FetchCache, html_to_text, ingest_source, is_feed, parse_feed, poll_feed
+from retrieval.ingest.web import Fetcher, FetchError, ingest_url
+from retrieval.models.encoder import Encoder
 from retrieval.newsindex import NewsIndex
-from retrieval.web import Fetcher, FetchError, ingest_url
 from tests.conftest import Databases, storage_for
 from tests.counting_encoder import CountingEncoder
 from tests.web_fixtures import MALFORMED_FEED, STORIES, Item, WebSite, atom, rss, site_fixture  # noqa: F401

@@ -10,7 +10,7 @@ import pytest
 from bot.service import JsonFormatter, Service
 from retrieval.config import Config, FeedConfig, ServeConfig
 from retrieval.errors import ConfigError
-from retrieval.schedule import RETRY_FIRST, FeedSchedule, parse_every
+from retrieval.ingest.schedule import RETRY_FIRST, FeedSchedule, parse_every
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ import pytest
 import Stemmer
 
 from retrieval.config import IndexConfig
-from retrieval.lexical import LexicalIndex, batched, tokenize
-from retrieval.loaders import load_file
-from retrieval.sentences import split_sentences
+from retrieval.ingest.loaders import load_file
+from retrieval.ingest.sentences import split_sentences
+from retrieval.search.lexical import LexicalIndex, batched, tokenize
 
 from .conftest import SAMPLE
 

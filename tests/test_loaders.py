@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from retrieval.errors import LoaderError
-from retrieval.loaders import Overrides, load_file, parse_published
+from retrieval.ingest.loaders import Overrides, load_file, parse_published
 from retrieval.urls import article_id, canonical_url
 
 from .conftest import FIXTURES

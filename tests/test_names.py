@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from retrieval.lexical import tokenize
-from retrieval.names import name_share, question_names
+from retrieval.answering.names import name_share, question_names
+from retrieval.search.lexical import tokenize
 
 
 def terms(text: str) -> list[str]:

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from retrieval.answering.highlight import sentence_spans
 from retrieval.config import Config, ModelConfig
-from retrieval.encoder import Encoder, load_encoder
 from retrieval.errors import ConfigError
-from retrieval.highlight import sentence_spans
-from retrieval.loaders import make_article
+from retrieval.ingest.loaders import make_article
+from retrieval.models.encoder import Encoder, load_encoder
+from retrieval.models.onnx_encoder import INT8_RECIPE, OnnxEncoder, plan_int8
 from retrieval.newsindex import NewsIndex
-from retrieval.onnx_encoder import INT8_RECIPE, OnnxEncoder, plan_int8
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -249,7 +249,7 @@ def test_identities(onnx_fp32: OnnxEncoder, onnx_int8: OnnxEncoder, encoder: Enc
 
 @pytest.mark.slow
 def test_torch_backend_still_loads_and_agrees_with_onnx(onnx_fp32: OnnxEncoder) -> None:
-    from retrieval.encoder import SentenceTransformerEncoder
+    from retrieval.models.encoder import SentenceTransformerEncoder
 
     torch_encoder = SentenceTransformerEncoder()
     assert torch_encoder.identity == "all-MiniLM-L6-v2|torch|none|384"
@@ -310,7 +310,7 @@ def test_cached_load_does_not_import_torch(onnx_cache: Path, onnx_int8: OnnxEnco
         import sys
         from pathlib import Path
         from retrieval.config import ModelConfig
-        from retrieval.onnx_encoder import OnnxEncoder
+        from retrieval.models.onnx_encoder import OnnxEncoder
         config = ModelConfig(backend="onnx", quantize="int8")
         enc = OnnxEncoder.from_config(config, threads=1, cache_dir=Path({str(onnx_cache)!r}))
         enc.embed_one("Who won?")

@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from retrieval.config import PassageConfig
-from retrieval.loaders import make_article
+from retrieval.ingest.loaders import make_article
+from retrieval.ingest.sentences import split_sentences
+from retrieval.ingest.splitter import split_text
 from retrieval.newsindex import NewsIndex
-from retrieval.sentences import split_sentences
-from retrieval.splitter import split_text
 
 words = st.text(alphabet=string.ascii_letters + "éüß0123456789'’-", min_size=1, max_size=12)
 sentence = st.builds(

@@ -18,12 +18,12 @@ from click.testing import CliRunner
 
 from bot.cli import cli
 from retrieval.config import Config, SearchConfig, Secret, StorageConfig, load_config
-from retrieval.encoder import Encoder
+from retrieval.domain import Answer
 from retrieval.errors import EmptyIndexError, StoreError
-from retrieval.loaders import load_file, make_article
-from retrieval.models import Answer
+from retrieval.ingest.loaders import load_file, make_article
+from retrieval.models.encoder import Encoder
 from retrieval.newsindex import NewsIndex
-from retrieval.pg.migrations import LATEST, MIGRATIONS
+from retrieval.storage.pg.migrations import LATEST, MIGRATIONS
 from tests.conftest import SAMPLE
 from tests.pg_server import PgServer
 from tests.pg_server import available as postgres_available
@@ -254,10 +254,10 @@ def test_migration_3_takes_the_title_out_of_the_terms_of_a_version_2_database(
     by `newsqa db upgrade` into exactly what a fresh build of the same passages holds."""
     import psycopg
 
-    from retrieval.lexical import tokenize
-    from retrieval.pg import migrations
-    from retrieval.pg.store import terms_literal
-    from retrieval.store import index_text
+    from retrieval.search.lexical import tokenize
+    from retrieval.storage.local.store import index_text
+    from retrieval.storage.pg import migrations
+    from retrieval.storage.pg.store import terms_literal
 
     untitled = make_article(
         "No headline here: the tram depot in Riverside opens on Monday.", url="https://example.org/u"
@@ -521,9 +521,9 @@ def test_a_process_opening_a_database_another_is_setting_up_waits_for_it(pg_serv
 
     import psycopg
 
-    from retrieval.pg import migrations
-    from retrieval.pg.connect import Database
-    from retrieval.pg.store import PgStore
+    from retrieval.storage.pg import migrations
+    from retrieval.storage.pg.connect import Database
+    from retrieval.storage.pg.store import PgStore
 
     dsn = pg_server.create_database("x_setup_race")
     with psycopg.connect(dsn, autocommit=True) as first:

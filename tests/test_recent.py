@@ -7,10 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
-from retrieval.models import Article, Hit, Passage
+from retrieval.domain import Article, Hit, Passage
 from retrieval.newsindex import NewsIndex
 from retrieval.query import Query, parse_question
-from retrieval.search import Scored, prefer_recent
+from retrieval.search.fusion import Scored, prefer_recent
 
 NEWEST = datetime(2022, 7, 1, tzinfo=timezone.utc)
 

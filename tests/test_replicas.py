@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from retrieval.config import Config
-from retrieval.coordination import coordinator_for
+from retrieval.storage.coordination import coordinator_for
 from tests.conftest import Databases, storage_env, storage_for
 from tests.fake_bot_api import FakeBotApi
 from tests.serve_fixtures import (

@@ -13,13 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from retrieval.answering.highlight import sentence_spans
 from retrieval.config import Config
-from retrieval.encoder import Encoder, embed_spans_alone, load_encoder
-from retrieval.highlight import sentence_spans
-from retrieval.loaders import make_article
+from retrieval.ingest.loaders import make_article
+from retrieval.models.encoder import Encoder, embed_spans_alone, load_encoder
+from retrieval.models.sentvecs import SentenceVectors, token_ranges
 from retrieval.newsindex import NewsIndex
-from retrieval.sentvecs import SentenceVectors, token_ranges
-from retrieval.store import SCHEMA_VERSION
+from retrieval.storage.local.store import SCHEMA_VERSION
 from tests.counting_encoder import CountingEncoder
 
 BRIDGE = make_article(
@@ -60,7 +60,7 @@ def test_tokens_belong_to_the_span_they_start_in() -> None:
 
 
 def test_passage_vectors_are_unchanged_and_sentences_pooled_alike_by_both_backends(encoder: Encoder) -> None:
-    from retrieval.encoder import SentenceTransformerEncoder
+    from retrieval.models.encoder import SentenceTransformerEncoder
 
     # fp32 ONNX, so that torch must agree with it to rounding (the default encodes passages in int8).
     encoder = load_encoder(

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import retrieval.web as web
+import retrieval.ingest.web as web
 from bot.cli import cli
 from retrieval.config import Config, WebConfig
-from retrieval.encoder import Encoder
+from retrieval.models.encoder import Encoder
 from retrieval.newsindex import NewsIndex
 from tests.fake_bot_api import FakeBotApi
 from tests.telegram_fixtures import BotRunner, bot_config, fake_api_fixture, no_real_telegram_fixture  # noqa: F401

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from retrieval.config import Config, ModelConfig
-from retrieval.encoder import Encoder
 from retrieval.errors import EmptyIndexError, ModelMismatchError, NotFoundError, StoreError
-from retrieval.loaders import make_article
+from retrieval.ingest.loaders import make_article
+from retrieval.models.encoder import Encoder
 from retrieval.newsindex import FAISS_NAME, NewsIndex
-from retrieval.store import Store
+from retrieval.storage.local.store import Store
 
 STORY = (
     "The harbour authority of Lindqvist Bay approved a new ferry terminal on Tuesday. "
@@ -158,7 +158,7 @@ def test_a_reader_keeps_its_snapshot_while_another_writer_is_between_batches(
     encoder: object,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from retrieval.locking import writer_lock
+    from retrieval.storage.local.locking import writer_lock
 
     writer = make_index()
     writer.ingest([make_article(STORY, url="https://example.org/ferry")])

@@ -13,7 +13,7 @@ from bot.telegram.access import Access, RateLimiter
 from bot.telegram.addressing import mentions_bot, question_from_payload, strip_mentions
 from bot.telegram.callbacks import MAX_CALLBACK_BYTES, Feedback, More, SourcesPage, decode, encode
 from bot.telegram.render import render_answer, render_not_found, render_quote, safe_url, utf16_len
-from retrieval.models import Answer, Article, Quote
+from retrieval.domain import Answer, Article, Quote
 from tests.fake_bot_api_html import HtmlError, parse_html
 
 NASTY = "<b>Sea & Sky</b> 🌊 < 5% & > 3% <script>x</script> &amp; 👩‍👩‍👧‍👦 #<3"

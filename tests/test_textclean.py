@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from retrieval.textclean import clean_page_text, is_furniture_line, parse_dateline
+from retrieval.ingest.textclean import clean_page_text, is_furniture_line, parse_dateline
 
 from .conftest import FIXTURES
 

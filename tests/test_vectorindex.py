@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from retrieval.config import Config, IndexConfig
-from retrieval.encoder import Encoder
-from retrieval.loaders import load_file
+from retrieval.ingest.loaders import load_file
+from retrieval.models.encoder import Encoder
 from retrieval.newsindex import FAISS_NAME, NewsIndex
-from retrieval.vectorindex import FaissIndex
+from retrieval.search.vector import FaissIndex
 
 from .conftest import SAMPLE
 

@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-import retrieval.web as web
+import retrieval.ingest.web as web
 from retrieval.config import WebConfig
-from retrieval.web import BlockedURLError, Fetcher, FetchError, TooLargeError, Validators, check_address
+from retrieval.ingest.web import BlockedURLError, Fetcher, FetchError, TooLargeError, Validators, check_address
 from tests.web_fixtures import STORIES, WebSite, site_fixture  # noqa: F401
 
 pytestmark = pytest.mark.timeout(60)

@@ -129,9 +129,9 @@ async def remove(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 def _web_ingest() -> Callable[..., Any] | None:
-    """Return ``retrieval.web.ingest_url`` if the core has web ingestion, else None."""
+    """Return ``retrieval.ingest.web.ingest_url`` if the core has web ingestion, else None."""
     try:
-        module = importlib.import_module("retrieval.web")
+        module = importlib.import_module("retrieval.ingest.web")
     except ImportError:
         return None
     found = getattr(module, "ingest_url", None)

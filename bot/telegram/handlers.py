@@ -13,7 +13,7 @@ from bot.telegram.common import admit, reply, send_rendered
 from bot.telegram.keyboards import answer_keyboard
 from bot.telegram.render import render_answer
 from bot.telegram.state import BotState, get_state
-from retrieval.models import Answer
+from retrieval.domain import Answer
 
 __all__ = [
     "MENTIONS_BOT",

@@ -17,8 +17,8 @@ from telegram.ext import ContextTypes
 from bot.telegram.errors import friendly
 from bot.telegram.render import clean_text, render_quote, safe_url
 from bot.telegram.state import get_state
+from retrieval.domain import Answer, Quote
 from retrieval.errors import NewsqaError
-from retrieval.models import Answer, Quote
 
 __all__ = ["CACHE_SECONDS", "MAX_OFFSET", "inline_query"]
 

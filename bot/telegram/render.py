@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 
-from retrieval.models import Answer, Article, Quote
+from retrieval.domain import Answer, Article, Quote
 
 __all__ = [
     "MAX_MESSAGE_UNITS",

@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from retrieval.answering.highlight import best_window, sentence_coverage, sentence_scores, sentence_spans
+from retrieval.answering.names import name_share, question_names
 from retrieval.config import SearchConfig
-from retrieval.encoder import Encoder
-from retrieval.highlight import best_window, sentence_coverage, sentence_scores, sentence_spans
-from retrieval.lexical import term_coverage, tokenize
-from retrieval.models import Answer, Article, Passage, Quote
-from retrieval.names import name_share, question_names
+from retrieval.domain import Answer, Article, Passage, Quote
+from retrieval.models.encoder import Encoder
+from retrieval.models.sentvecs import SentenceVectors
 from retrieval.query import Query
-from retrieval.search import Scored
-from retrieval.sentvecs import SentenceVectors
+from retrieval.search.fusion import Scored
+from retrieval.search.lexical import term_coverage, tokenize
 from retrieval.urls import text_fragment_link
 
 __all__ = [

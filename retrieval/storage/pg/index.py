@@ -9,16 +9,16 @@ from typing import Any
 import numpy as np
 
 from retrieval.config import Config
-from retrieval.encoder import Encoder
+from retrieval.domain import Article
 from retrieval.errors import ConfigError, EmptyIndexError
-from retrieval.models import Article
+from retrieval.models.encoder import Encoder
 from retrieval.newsindex import CheckReport, NewsIndex
-from retrieval.pg.connect import Database
-from retrieval.pg.migrations import current_version
-from retrieval.pg.search import PgRetriever
-from retrieval.pg.store import PgStore
-from retrieval.search import Retriever
-from retrieval.vectorindex import VectorIndex
+from retrieval.search.fusion import Retriever
+from retrieval.search.vector import VectorIndex
+from retrieval.storage.pg.connect import Database
+from retrieval.storage.pg.migrations import current_version
+from retrieval.storage.pg.search import PgRetriever
+from retrieval.storage.pg.store import PgStore
 
 __all__ = ["DatabaseVectors", "PgNewsIndex", "open_database", "upgrade_database"]
 
@@ -41,7 +41,7 @@ class DatabaseVectors(VectorIndex):
         """Nothing to do: the passage rows were deleted with their vectors."""
 
     def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError("searches run in the database (retrieval.pg.search)")
+        raise NotImplementedError("searches run in the database (retrieval.storage.pg.search)")
 
     def __len__(self) -> int:
         return 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from retrieval.lexical import tokenize
+from retrieval.search.lexical import tokenize
 
 __all__ = ["name_share", "question_names"]
 

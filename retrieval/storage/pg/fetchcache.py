@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from retrieval.feeds import CacheRow, FetchCache
-from retrieval.pg.store import PgStore
-from retrieval.store import parse_time
-from retrieval.web import Validators
+from retrieval.ingest.feeds import CacheRow, FetchCache
+from retrieval.ingest.web import Validators
+from retrieval.storage.local.store import parse_time
+from retrieval.storage.pg.store import PgStore
 
 __all__ = ["PgFetchCache"]
 

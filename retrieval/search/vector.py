@@ -1,7 +1,7 @@
 """The dense index: FAISS inner product over unit vectors, keyed by passage id.
 
 Small collections are searched exactly (``IndexIDMap2(IndexFlatIP)``). Past
-``index.approximate_above`` passages the index is an HNSW graph (``retrieval.annindex``) built
+``index.approximate_above`` passages the index is an HNSW graph (``retrieval.search.ann``) built
 from the stored vectors, plus a small exact index of the passages added since the graph was
 built; both are searched and their results merged. ``maintain`` decides when the exact part is
 merged into the graph, when the graph is rebuilt (too many removals) and when to switch kind.
@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.annindex import HnswGraph
 from retrieval.atomic import write_atomic
 from retrieval.config import IndexConfig
+from retrieval.search.ann import HnswGraph
 
 __all__ = ["FaissIndex", "VectorIndex"]
 

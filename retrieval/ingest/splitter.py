@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from retrieval.config import PassageConfig
-from retrieval.sentences import split_sentences
+from retrieval.ingest.sentences import split_sentences
 
 __all__ = ["Span", "split_article", "split_text"]
 

@@ -58,8 +58,8 @@ def _terms_without_title(con: Any) -> None:
     """
     # Imported here: the store imports this module, and newsqa's commands do not load the tokenizer
     # unless they need it.
-    from retrieval.lexical import tokenize
-    from retrieval.pg.store import terms_literal
+    from retrieval.search.lexical import tokenize
+    from retrieval.storage.pg.store import terms_literal
 
     con.execute(
         "CREATE TEMP TABLE retokenised (id bigint PRIMARY KEY, terms tsvector NOT NULL, n_terms integer NOT NULL)"
@@ -169,7 +169,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             FOR EACH STATEMENT EXECUTE FUNCTION corpus_stats_added();
         CREATE TRIGGER passages_removed AFTER DELETE ON passages REFERENCING OLD TABLE AS removed
             FOR EACH STATEMENT EXECUTE FUNCTION corpus_stats_removed();
-        -- Pooled sentence vectors (retrieval/sentvecs.py), read only for the few passages quoted:
+        -- Pooled sentence vectors (retrieval/models/sentvecs.py), read only for the few passages quoted:
         -- kept apart so that they do not thin out the rows every search scans.
         CREATE TABLE passage_sentences (
             passage_id bigint PRIMARY KEY REFERENCES passages (id) ON DELETE CASCADE,
@@ -196,7 +196,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             passage_ids bigint[] NOT NULL,
             at timestamptz NOT NULL DEFAULT now()
         );
-        -- ETag/Last-Modified and feed-entry fingerprints of fetched URLs (retrieval/feeds.py).
+        -- ETag/Last-Modified and feed-entry fingerprints of fetched URLs (retrieval/ingest/feeds.py).
         CREATE TABLE web_fetches (
             url text PRIMARY KEY,
             etag text,

@@ -447,7 +447,7 @@ def _short(url: str, limit: int = 200) -> str:
 
 def ingest_url(index: NewsIndex, url: str, config: Config) -> IngestReport:
     """Fetch a page or a feed and ingest its articles; readers of ``index`` see them at once."""
-    from retrieval.feeds import ingest_source
+    from retrieval.ingest.feeds import ingest_source
     from retrieval.newsindex import NewsIndex
 
     # A separate writer: the caller's index may be answering in other threads, and its

@@ -114,7 +114,7 @@ class FileCoordinator:
 def coordinator_for(config: Config) -> Coordinator:
     """Return the coordinator of the configured store."""
     if config.storage.backend == "postgres":
-        from retrieval.pg.locks import PgCoordinator
+        from retrieval.storage.pg.locks import PgCoordinator
 
         return PgCoordinator(config.storage)
     return FileCoordinator(config.data_path)

@@ -9,9 +9,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from retrieval.domain import Article
 from retrieval.errors import LoaderError
-from retrieval.models import Article
-from retrieval.textclean import clean_page_text, parse_dateline
+from retrieval.ingest.textclean import clean_page_text, parse_dateline
 from retrieval.urls import article_id, canonical_url
 
 __all__ = [

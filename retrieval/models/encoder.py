@@ -186,7 +186,7 @@ class SentenceTransformerEncoder(Encoder):
         progress: Callable[[int], None] | None = None,
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Return the texts' vectors and span vectors pooled from the same pass (see sentvecs)."""
-        from retrieval.sentvecs import pool_spans, token_ranges
+        from retrieval.models.sentvecs import pool_spans, token_ranges
 
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         pooled = [np.zeros((len(s), self.dim), dtype=np.float32) for s in spans]
@@ -250,7 +250,7 @@ def _build_encoder(config: ModelConfig, n: int, cache_dir: Path | None) -> Encod
         return SentenceTransformerEncoder(config.name, config.batch_size, n)
     if config.backend == "onnx":
         try:
-            from retrieval.onnx_encoder import OnnxEncoder
+            from retrieval.models.onnx_encoder import OnnxEncoder
         except ImportError as exc:
             raise ConfigError(f'model.backend = "onnx" needs onnxruntime and tokenizers: {exc}') from None
         return OnnxEncoder.from_config(config, threads=n, cache_dir=cache_dir)

@@ -14,9 +14,9 @@ import socket
 from typing import Any
 
 from retrieval.config import StorageConfig
-from retrieval.coordination import lock_key
 from retrieval.errors import StoreError
-from retrieval.pg.connect import _first_line, _psycopg
+from retrieval.storage.coordination import lock_key
+from retrieval.storage.pg.connect import _first_line, _psycopg
 
 __all__ = ["PgCoordinator", "PgLease"]
 

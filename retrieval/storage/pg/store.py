@@ -15,11 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from retrieval.domain import Article, Passage
 from retrieval.errors import EmptyIndexError, NotFoundError, StoreError
-from retrieval.lexical import tokenize
-from retrieval.models import Article, Passage
-from retrieval.pg.connect import Database
-from retrieval.pg.migrations import (
+from retrieval.models.sentvecs import SentenceVectors
+from retrieval.search.lexical import tokenize
+from retrieval.storage.local.store import SourceInfo, Store, UsageStats, article_from_row
+from retrieval.storage.pg.connect import Database
+from retrieval.storage.pg.migrations import (
     INDEX_DDL,
     LATEST,
     check_version,
@@ -28,8 +30,6 @@ from retrieval.pg.migrations import (
     upgrade,
     wait_for_migrations,
 )
-from retrieval.sentvecs import SentenceVectors
-from retrieval.store import SourceInfo, Store, UsageStats, article_from_row
 
 __all__ = ["PgStore", "quote_term", "terms_literal", "vector_literal"]
 

@@ -21,9 +21,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from retrieval.domain import Article, Passage
 from retrieval.errors import NotFoundError, StoreError
-from retrieval.models import Article, Passage
-from retrieval.sentvecs import SentenceVectors
+from retrieval.models.sentvecs import SentenceVectors
 
 __all__ = ["SCHEMA_VERSION", "SourceInfo", "Store", "UsageStats", "article_from_row", "index_text", "parse_time"]
 

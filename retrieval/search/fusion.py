@@ -10,11 +10,11 @@ from datetime import datetime, timezone
 import numpy as np
 
 from retrieval.config import SearchConfig
-from retrieval.lexical import LexicalIndex
-from retrieval.models import Article, Hit, Passage
+from retrieval.domain import Article, Hit, Passage
 from retrieval.query import Query
-from retrieval.store import Store
-from retrieval.vectorindex import FaissIndex
+from retrieval.search.lexical import LexicalIndex
+from retrieval.search.vector import FaissIndex
+from retrieval.storage.local.store import Store
 
 __all__ = ["FUSIONS", "Retriever", "Scored", "SearchStats", "background_of", "prefer_recent"]
 

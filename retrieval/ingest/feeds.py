@@ -26,12 +26,12 @@ from html.parser import HTMLParser
 from typing import Any
 
 from retrieval.config import FeedConfig
+from retrieval.domain import Article
 from retrieval.errors import LoaderError
-from retrieval.loaders import article_from_html, make_article
-from retrieval.models import Article
+from retrieval.ingest.loaders import article_from_html, make_article
+from retrieval.ingest.web import Fetched, Fetcher, Validators
 from retrieval.newsindex import IngestReport, NewsIndex
-from retrieval.store import Store, parse_time
-from retrieval.web import Fetched, Fetcher, Validators
+from retrieval.storage.local.store import Store, parse_time
 
 __all__ = [
     "Feed",
@@ -231,10 +231,10 @@ class FetchCache:
     @staticmethod
     def of(store: Store) -> FetchCache:
         """Return the fetch cache kept in this store's database (SQLite, or PostgreSQL)."""
-        from retrieval.pg.store import PgStore  # no driver import: that happens on connecting
+        from retrieval.storage.pg.store import PgStore  # no driver import: that happens on connecting
 
         if isinstance(store, PgStore):
-            from retrieval.pg.fetchcache import PgFetchCache
+            from retrieval.storage.pg.fetchcache import PgFetchCache
 
             return PgFetchCache(store)
         return FetchCache(store)

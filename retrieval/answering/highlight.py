@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from retrieval.lexical import term_coverage, tokenize
-from retrieval.sentences import split_sentences
+from retrieval.ingest.sentences import split_sentences
+from retrieval.search.lexical import term_coverage, tokenize
 
 __all__ = [
     "answer_match",

@@ -27,9 +27,9 @@ import numpy as np
 
 from retrieval.atomic import write_atomic
 from retrieval.config import ModelConfig
-from retrieval.encoder import Encoder, embed_spans_alone, normalise_rows, quiet_hub, resolve_model
 from retrieval.errors import ConfigError
-from retrieval.sentvecs import pool_spans, token_ranges
+from retrieval.models.encoder import Encoder, embed_spans_alone, normalise_rows, quiet_hub, resolve_model
+from retrieval.models.sentvecs import pool_spans, token_ranges
 
 if TYPE_CHECKING:
     from tokenizers import Encoding, Tokenizer

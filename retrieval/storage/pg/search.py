@@ -4,7 +4,7 @@ Dense candidates come from the HNSW index (inner product of unit vectors = cosin
 from the postings table (term, passage, count, length; kept by triggers with each passage row),
 scored with BM25 exactly as the local backend's bm25s does (Lucene variant, k1 = 1.2, b = 0.75,
 the same tokens) but without scoring every passage that holds a query term. Both lists are fused
-with the local rule (``retrieval.search``): ``w × cosine + (1 − w) × BM25 / best BM25`` over the
+with the local rule (``retrieval.search.fusion``): ``w × cosine + (1 − w) × BM25 / best BM25`` over the
 candidates, or reciprocal rank fusion. Filters are applied while candidates are found, so no
 extra depth is needed for them.
 """
@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 
 from retrieval.config import SearchConfig
-from retrieval.lexical import LexicalIndex, tokenize
-from retrieval.models import Hit, Passage
-from retrieval.pg.store import PgStore, vector_literal
+from retrieval.domain import Hit, Passage
 from retrieval.query import Query
-from retrieval.search import FUSIONS, Retriever, Scored, SearchStats, background_of
-from retrieval.store import article_from_row
+from retrieval.search.fusion import FUSIONS, Retriever, Scored, SearchStats, background_of
+from retrieval.search.lexical import LexicalIndex, tokenize
+from retrieval.storage.local.store import article_from_row
+from retrieval.storage.pg.store import PgStore, vector_literal
 
 __all__ = ["PgLexical", "PgRetriever"]
 

@@ -20,11 +20,11 @@ import numpy as np
 
 from retrieval.config import Config
 from retrieval.errors import ConfigError, StoreError
-from retrieval.lexical import tokenize
 from retrieval.newsindex import NewsIndex
-from retrieval.pg.index import PgNewsIndex
-from retrieval.pg.store import PgStore, terms_literal, vector_literal
-from retrieval.store import Row
+from retrieval.search.lexical import tokenize
+from retrieval.storage.local.store import Row
+from retrieval.storage.pg.index import PgNewsIndex
+from retrieval.storage.pg.store import PgStore, terms_literal, vector_literal
 
 __all__ = ["TransferReport", "copy_corpus", "migrate"]
 

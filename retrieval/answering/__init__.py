@@ -1,0 +1,1 @@
+"""Answering a question: explicit stages over one state, from candidates to an ``Answer``."""

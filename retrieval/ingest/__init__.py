@@ -1,0 +1,1 @@
+"""Getting articles in: files, web pages and feeds, cleaned and split into passages."""

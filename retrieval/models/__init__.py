@@ -1,0 +1,1 @@
+"""The trained models: encoders (texts -> unit vectors) and the reader protocol."""

@@ -1,0 +1,1 @@
+"""Where articles, passages and their indexes live: the ``Backend`` protocol and its backends."""
