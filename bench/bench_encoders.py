@@ -161,7 +161,7 @@ import sys, time
 t0 = time.perf_counter()
 from pathlib import Path
 from retrieval.config import ModelConfig
-from retrieval.models.encoder import load_encoder
+from retrieval.models.loading import load_encoder
 from retrieval.models.onnx_encoder import OnnxEncoder
 backend, quantize, cache = sys.argv[1], sys.argv[2], sys.argv[3]
 config = ModelConfig(backend=backend, quantize=quantize)

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from retrieval.config import Config, PassageConfig
-from retrieval.models.encoder import load_encoder
+from retrieval.models.loading import load_encoder
 from retrieval.newsindex import NewsIndex
 from tests.fake_bot_api import FakeBotApi
 from tests.telegram_fixtures import TOKEN, BotRunner, bot_config, telegram_articles

@@ -20,7 +20,7 @@ import itertools
 import json
 from pathlib import Path
 
-from retrieval.answering.build import combine_confidence
+from retrieval.answering.abstention import combine_confidence
 from retrieval.config import SearchConfig
 
 Weights = tuple[float, float, float, float]  # coverage, names, sentence terms, contrast

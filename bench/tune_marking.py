@@ -17,11 +17,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from retrieval.answering.highlight import best_window, sentence_scores, sentence_spans
+from retrieval.answering.highlight import best_window, sentence_scores
 from retrieval.config import Config
 from retrieval.evaluation import _norm, read_questions
+from retrieval.ingest.sentences import sentence_spans
 from retrieval.newsindex import NewsIndex
-from retrieval.search.lexical import tokenize
+from retrieval.search.tokens import tokenize
 
 
 def main() -> None:

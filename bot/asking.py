@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
-from typing import Any
 
 import click
 
@@ -13,6 +12,7 @@ from bot.terminal import format_answer
 from retrieval.domain import Answer
 from retrieval.errors import QuestionError
 from retrieval.serialize import answer_to_dict
+from retrieval.service import NewsService
 
 __all__ = ["ask_many", "ask_one"]
 
@@ -24,19 +24,19 @@ def _print(answer: Answer, as_json: bool) -> None:
         click.echo(format_answer(answer, color=sys.stdout.isatty()))
 
 
-def ask_one(index: Any, question: str, k: int | None, as_json: bool) -> None:
+def ask_one(service: NewsService, question: str, k: int | None, as_json: bool) -> None:
     """Answer one question; a bad question is an error (exit 1)."""
-    _print(index.ask(question, k=k), as_json)
+    _print(service.ask(question, k=k), as_json)
 
 
-def ask_many(index: Any, lines: Iterable[str], k: int | None, as_json: bool) -> None:
+def ask_many(service: NewsService, lines: Iterable[str], k: int | None, as_json: bool) -> None:
     """Answer one question per line; a bad line is reported in its place and the rest go on."""
     for line in lines:
         question = line.rstrip("\n")
         if not question.strip():
             continue
         try:
-            answer = index.ask(question, k=k)
+            answer = service.ask(question, k=k)
         except QuestionError as exc:
             answer = Answer(question, (), False, str(exc))
             if not as_json:

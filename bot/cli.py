@@ -12,12 +12,16 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from retrieval.config import Config, load_config
+from bot.config import AppConfig, load_app_config
+from retrieval.config import Config
 from retrieval.errors import NewsqaError
+
+if TYPE_CHECKING:
+    from retrieval.service import NewsService
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,16 +35,22 @@ class State:
     config_path: str | None
     data_dir: str | None
     verbose: int
-    _config: Config | None = None
+    _config: AppConfig | None = None
+
+    @property
+    def app_config(self) -> AppConfig:
+        """Return the whole configuration, read and checked once."""
+        if self._config is None:
+            config = load_app_config(self.config_path)
+            if self.data_dir:
+                config = config.with_data_dir(self.data_dir)
+            self._config = config
+        return self._config
 
     @property
     def config(self) -> Config:
-        if self._config is None:
-            config = load_config(self.config_path)
-            if self.data_dir:
-                config = dataclasses.replace(config, data_dir=self.data_dir)
-            self._config = config
-        return self._config
+        """Return the core's configuration."""
+        return self.app_config.core
 
 
 @contextmanager
@@ -56,13 +66,14 @@ def reported() -> Iterator[None]:
         sys.exit(130)
 
 
-def _open_index(state: State, create: bool = False) -> Any:
-    from retrieval.newsindex import NewsIndex
+def open_service(state: State, create: bool = False) -> NewsService:
+    """Open the configured store for this command; it is closed when the command ends."""
+    from retrieval.service import NewsService  # the core loads only for the commands that use it
 
-    index = NewsIndex.open(state.config, create=create)
+    service = NewsService.open(state.config, create=create)
     # Give back the connections (the postgres backend's pools) when the command ends.
-    click.get_current_context().call_on_close(index.close)
-    return index
+    click.get_current_context().call_on_close(service.close)
+    return service
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -80,7 +91,7 @@ def _open_index(state: State, create: bool = False) -> Any:
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, data_dir: str | None, verbose: int) -> None:
     """Answer questions about the news with verbatim quotes from the articles."""
-    from bot.logsetup import setup_logging
+    from bot.logs import setup_logging
 
     setup_logging(["WARNING", "INFO", "DEBUG"][min(verbose, 2)])
     ctx.obj = State(config_path, data_dir, verbose)
@@ -106,9 +117,10 @@ def ingest(
         if urls:
             if any((url, title, source, published)):
                 raise click.UsageError("--url, --title, --source and --published apply to a single file")
-            ok = ingest_urls(state, urls)
+            ok = ingest_urls(lambda: open_service(state, create=True), urls)
         if files:
-            ok = ingest_paths(state, files, url=url, title=title, source=source, published=published) and ok
+            opened = lambda: open_service(state, create=True)  # noqa: E731 - once the paths are known good
+            ok = ingest_paths(opened, files, url=url, title=title, source=source, published=published) and ok
     if not ok:
         sys.exit(1)
 
@@ -123,11 +135,11 @@ def ask(state: State, question: tuple[str, ...], k: int | None, as_json: bool) -
     from bot.asking import ask_many, ask_one
 
     with reported():
-        index = _open_index(state)
+        service = open_service(state)
         if question == ("-",):
-            ask_many(index, sys.stdin, k, as_json)
+            ask_many(service, sys.stdin, k, as_json)
         else:
-            ask_one(index, " ".join(question), k, as_json)
+            ask_one(service, " ".join(question), k, as_json)
 
 
 @cli.command()
@@ -142,8 +154,11 @@ def repl(state: State, sample: bool, k: int | None) -> None:
         if sample:
             from bot.ingesting import ingest_paths
 
-            ingest_paths(state, [str(SAMPLE_DIR)], quiet_if_unchanged=True)
-        run_repl(_open_index(state), k)
+            service = open_service(state, create=True)
+            ingest_paths(lambda: service, [str(SAMPLE_DIR)], quiet_if_unchanged=True)
+        else:
+            service = open_service(state)
+        run_repl(service, k)
 
 
 @cli.command()
@@ -156,8 +171,7 @@ def sources(state: State, as_json: bool, limit: int | None) -> None:
     from retrieval.serialize import article_to_dict
 
     with reported():
-        index = _open_index(state)
-        for info in index.sources(limit=limit):
+        for info in open_service(state).sources(limit=limit):
             if as_json:
                 click.echo(json.dumps({**article_to_dict(info.article), "passages": info.passages}, ensure_ascii=False))
             else:
@@ -175,7 +189,7 @@ def show(state: State, article: str, as_json: bool) -> None:
     from retrieval.serialize import article_to_dict
 
     with reported():
-        found = _open_index(state).get(article)
+        found = open_service(state).get(article)
         if as_json:
             click.echo(json.dumps({**article_to_dict(found), "text": found.text}, ensure_ascii=False))
         else:
@@ -188,7 +202,7 @@ def show(state: State, article: str, as_json: bool) -> None:
 def remove(state: State, article: str) -> None:
     """Delete an article (by id or URL) and its passages."""
     with reported():
-        gone = _open_index(state).remove(article)
+        gone = open_service(state).remove(article)
         click.echo(f"removed {gone.id} {gone.url}")
 
 
@@ -198,7 +212,7 @@ def remove(state: State, article: str) -> None:
 def check(state: State, repair: bool) -> None:
     """Verify that the store and the indexes agree."""
     with reported():
-        report = _open_index(state).check(repair=repair)
+        report = open_service(state).check(repair=repair)
         for problem in report.problems:
             click.echo(f"problem: {problem}", err=True)
         status = "repaired, " if report.repaired else ""
@@ -225,7 +239,7 @@ def eval_command(
 
     with reported():
         run_eval(
-            _open_index(state),
+            open_service(state),
             Path(questions),
             as_json=as_json,
             compare=compare,
@@ -244,30 +258,28 @@ def db() -> None:
 @click.pass_obj
 def upgrade(state: State) -> None:
     """Create or upgrade the database's tables to this version of newsqa."""
-    from retrieval.storage.pg.index import upgrade_database
+    from retrieval.service import upgrade_store
 
     with reported():
-        applied, version = upgrade_database(state.config)
+        applied, version = upgrade_store(state.config)
         for step in applied:
             click.echo(f"applied migration {step}")
         click.echo(f"database schema at version {version}" + ("" if applied else " (already up to date)"))
 
 
 @cli.command()
-@click.option("--from", "source", type=click.Choice(["local", "postgres"]), required=True, help="Backend to copy from.")
-@click.option(
-    "--to", "target", type=click.Choice(["local", "postgres"]), required=True, help="Empty backend to copy to."
-)
+@click.option("--from", "source", required=True, help="Backend to copy from (local, postgres).")
+@click.option("--to", "target", required=True, help="Empty backend to copy to (local, postgres).")
 @click.pass_obj
 def migrate(state: State, source: str, target: str) -> None:
     """Copy articles, passages, vectors, questions and feedback between the data directory and the database.
 
     Nothing is embedded again.
     """
-    from retrieval.storage.pg.transfer import migrate as copy_between
+    from retrieval.service import migrate_store
 
     with reported():
-        report = copy_between(state.config, source, target)
+        report = migrate_store(state.config, source, target)
         click.echo(
             f"copied {report.articles} articles, {report.passages} passages, {report.questions} questions"
             f" and {report.feedback} feedback from {source} to {target}"
@@ -281,7 +293,7 @@ def bot_command(state: State) -> None:
     with reported():
         from bot.telegram import run_polling
 
-        run_polling(state.config)
+        run_polling(state.app_config)
 
 
 @cli.command()
@@ -295,9 +307,9 @@ def bot_command(state: State) -> None:
 def serve(state: State, mode: str | None) -> None:
     """Run the bot and poll the [[feeds]] of the config until SIGTERM/SIGINT."""
     with reported():
-        from bot.service import run_service
+        from bot.serve.runner import run_service
 
-        run_service(state.config, mode=mode, verbose=state.verbose)
+        run_service(state.app_config, mode=mode, verbose=state.verbose)
 
 
 def main() -> None:

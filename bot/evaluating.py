@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from retrieval.evaluation import MethodResult, evaluate, read_questions
+from retrieval.evaluation import MethodResult, read_questions
+from retrieval.service import NewsService
 
 __all__ = ["run_eval"]
 
@@ -37,7 +37,14 @@ def _table(results: list[MethodResult], off_topic: bool) -> str:
 
 
 def run_eval(
-    index: Any, path: Path, *, as_json: bool, compare: bool, off_topic: bool, limit: int | None, details: str | None
+    service: NewsService,
+    path: Path,
+    *,
+    as_json: bool,
+    compare: bool,
+    off_topic: bool,
+    limit: int | None,
+    details: str | None,
 ) -> None:
     """Evaluate and print."""
     questions = read_questions(path, limit)
@@ -51,8 +58,8 @@ def run_eval(
     results = []
     if compare:
         for method in ("dense", "lexical"):
-            results.append(evaluate(index, questions, method, full=False, progress=progress))
-    results.append(evaluate(index, questions, None, full=True, progress=progress))
+            results.append(service.evaluate(questions, method, full=False, progress=progress))
+    results.append(service.evaluate(questions, None, full=True, progress=progress))
     if bar is not None:
         bar.close()
     if details:

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from retrieval.domain import Article
 from retrieval.errors import LoaderError
 from retrieval.ingest.loaders import Overrides, iter_files, load_file, parse_published
-
-if TYPE_CHECKING:
-    from bot.cli import State
+from retrieval.ingest.web import Fetcher
+from retrieval.service import NewsService
 
 __all__ = ["ingest_paths", "ingest_urls", "is_url"]
 
 
 def ingest_paths(
-    state: State,
+    open_service: Callable[[], NewsService],
     paths: list[str],
     *,
     url: str | None = None,
@@ -29,9 +27,8 @@ def ingest_paths(
     published: str | None = None,
     quiet_if_unchanged: bool = False,
 ) -> bool:
-    """Ingest files and folders; return False when anything could not be read."""
-    from retrieval.newsindex import NewsIndex
-
+    """Ingest files and folders into the store ``open_service`` opens (once the paths are known good);
+    return False when anything could not be read."""
     overrides = Overrides(url=url, title=title, source=source, published=parse_published(published))
     if published and overrides.published is None:
         raise LoaderError(f"--published {published!r} is not an ISO 8601 date")
@@ -68,8 +65,7 @@ def ingest_paths(
                 click.echo(f"newsqa: {item}", err=True)
             yield from loaded
 
-    index = NewsIndex.open(state.config, create=True)
-    click.get_current_context().call_on_close(index.close)
+    service = open_service()
     show_bar = sys.stderr.isatty()
     bar = None
     if show_bar:
@@ -77,7 +73,7 @@ def ingest_paths(
 
         bar = tqdm(unit=" passages", desc="embedding", file=sys.stderr, leave=False)
     try:
-        report = index.ingest(articles(), progress=bar.update if bar is not None else None)
+        report = service.ingest(articles(), progress=bar.update if bar is not None else None)
     finally:
         if bar is not None:
             bar.close()
@@ -93,19 +89,14 @@ def is_url(argument: str) -> bool:
     return bool(sep) and head.isalpha()
 
 
-def ingest_urls(state: State, urls: list[str]) -> bool:
+def ingest_urls(open_service: Callable[[], NewsService], urls: list[str]) -> bool:
     """Fetch pages and feeds and ingest them; return False when any could not be read."""
-    from retrieval.ingest.feeds import ingest_source
-    from retrieval.ingest.web import Fetcher
-    from retrieval.newsindex import NewsIndex
-
-    index = NewsIndex.open(state.config, create=True)
-    click.get_current_context().call_on_close(index.close)
+    service = open_service()
     ok = True
-    with Fetcher(state.config.web) as fetcher:
+    with Fetcher(service.config.web) as fetcher:
         for url in urls:
             try:
-                report = ingest_source(index, url, fetcher)
+                report = service.ingest_source(url, fetcher)
             except LoaderError as exc:
                 click.echo(f"newsqa: {exc}", err=True)
                 ok = False

@@ -10,10 +10,10 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from bot.terminal import format_answer, format_article_line
 from retrieval.errors import NewsqaError
+from retrieval.service import NewsService
 
 __all__ = ["run_repl"]
 
@@ -70,16 +70,16 @@ def _setup_readline(history: Path) -> None:
     atexit.register(save)
 
 
-def run_repl(index: Any, k: int | None = None) -> None:
+def run_repl(service: NewsService, k: int | None = None) -> None:
     """Read questions until :quit or end of input, printing each answer."""
     interactive = sys.stdin.isatty()
     color = sys.stdout.isatty()
     if interactive:
         _setup_readline(Path(os.environ.get("NEWSQA_HISTORY", "~/.newsqa_history")).expanduser())
-    stats = index.stats()
+    stats = service.stats()
     print(f"newsqa — {stats.articles} articles, {stats.passages} passages.")
     print("Ask a question; :help for help, Ctrl-D to leave.")
-    per_answer = k or index.config.search.k
+    per_answer = k or service.config.search.k
     last: str | None = None
     shown = 0
     while True:
@@ -101,7 +101,7 @@ def run_repl(index: Any, k: int | None = None) -> None:
             if text in (":help", ":h", "?"):
                 print(HELP)
             elif text == ":sources":
-                for info in index.sources(limit=50):
+                for info in service.sources(limit=50):
                     print(f"  {info.article.id}  {format_article_line(info.article)}")
             elif text.startswith(":k"):
                 value = text[2:].strip()
@@ -114,13 +114,13 @@ def run_repl(index: Any, k: int | None = None) -> None:
                 if last is None:
                     print("ask a question first")
                 else:
-                    answer = index.ask(last, k=per_answer, offset=shown)
+                    answer = service.ask(last, k=per_answer, offset=shown)
                     print(format_answer(answer, color, start=shown + 1) if answer.quotes else "no more quotes")
                     shown += len(answer.quotes)
             elif text.startswith(":"):
                 print(f"unknown command {text.split()[0]}; :help lists them")
             else:
-                answer = index.ask(text, k=per_answer)
+                answer = service.ask(text, k=per_answer)
                 last, shown = text, len(answer.quotes)
                 print(format_answer(answer, color))
         except NewsqaError as exc:

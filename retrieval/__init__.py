@@ -15,12 +15,14 @@ from retrieval.errors import (
     QuestionError,
     StoreError,
 )
+from retrieval.ingest.indexing import IngestReport
 from retrieval.ingest.loaders import LoadProblem, Overrides, load_file
 from retrieval.ingest.splitter import split_article
-from retrieval.models.encoder import Encoder, load_encoder
-from retrieval.newsindex import CheckReport, IndexStats, IngestReport, NewsIndex
+from retrieval.models.encoder import Encoder
+from retrieval.models.loading import load_encoder
+from retrieval.newsindex import IndexStats, NewsIndex
 from retrieval.serialize import answer_to_dict, article_to_dict
-from retrieval.storage.local.store import SourceInfo, UsageStats
+from retrieval.storage.base import CheckReport, SourceInfo, UsageStats
 
 __all__ = [
     "Answer",

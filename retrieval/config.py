@@ -4,6 +4,9 @@ Where the file comes from: ``--config PATH``, else ``$NEWSQA_CONFIG``, else ``./
 it exists, else the defaults. Every key of section ``[s]`` can be overridden with
 ``NEWSQA_S_KEY`` (``NEWSQA_DATA_DIR`` for the top-level ``data_dir``). Unknown keys are errors that
 name the key. Secrets are never read from the TOML itself.
+
+The core reads its own sections; a front-end's (``[telegram]``, ``[serve]``, ``[log]``) are read
+and checked by the front-end (``bot/config.py``) from the same file, with the helpers here.
 """
 
 from __future__ import annotations
@@ -24,17 +27,18 @@ __all__ = [
     "Config",
     "FeedConfig",
     "IndexConfig",
-    "LogConfig",
     "ModelConfig",
     "PassageConfig",
     "SearchConfig",
     "Secret",
-    "ServeConfig",
     "StorageConfig",
-    "TelegramConfig",
     "WebConfig",
+    "build_section",
+    "config_from",
+    "env_section",
     "find_config_file",
     "load_config",
+    "read_config_file",
 ]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -174,25 +178,6 @@ class IndexConfig:
 
 
 @dataclass(frozen=True)
-class TelegramConfig:
-    """The Telegram front-end; the token comes from $NEWSQA_TELEGRAM_TOKEN or ``token_file``."""
-
-    base_url: str = ""
-    token_file: str = ""
-    allowed_chats: tuple[int, ...] = ()
-    allowed_users: tuple[int, ...] = ()
-    admins: tuple[int, ...] = ()
-    rate_limit: int = 20
-    max_question_chars: int = 500
-    # Characters of a passage shown around its marked sentence (the rest is cut at "…").
-    quote_chars: int = 800
-    # Link preview under answers: "off", or "first" to preview the first quote's article.
-    link_preview: str = "off"
-    # Quotes offered per page of inline results (@BotName question).
-    inline_results: int = 5
-
-
-@dataclass(frozen=True)
 class WebConfig:
     """Fetching pages and feeds."""
 
@@ -221,30 +206,6 @@ class FeedConfig:
 
 
 @dataclass(frozen=True)
-class ServeConfig:
-    """The long-running service: how the bot receives updates, health, and re-reading the index."""
-
-    # "polling" (long polling, the default) or "webhook".
-    mode: str = "polling"
-    # Webhook mode: the public https URL Telegram posts to; the server listens on listen:port
-    # (behind a reverse proxy that terminates TLS) at the URL's path.
-    webhook_url: str = ""
-    listen: str = "127.0.0.1"
-    port: int = 8443
-    # The webhook's secret token comes from $NEWSQA_SERVE_SECRET_TOKEN or this file; if neither
-    # is set a random one is made at each start (serve registers the webhook itself).
-    secret_token_file: str = ""
-    # HTTP GET /healthz on health_listen:health_port; 0 turns it off.
-    health_listen: str = "127.0.0.1"
-    health_port: int = 0
-    # How often to look for articles written by another process (`newsqa ingest`).
-    refresh_every: str = "30s"
-    # Replicas on one store, polling mode: how often a standby tries to take over long polling
-    # (only one replica may poll Telegram) and the poller checks that it still holds that role.
-    takeover_every: str = "5s"
-
-
-@dataclass(frozen=True)
 class StorageConfig:
     """Where articles, passages and vectors live: the data directory, or a PostgreSQL database."""
 
@@ -262,13 +223,6 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
-class LogConfig:
-    """Logging of the entry points."""
-
-    level: str = "INFO"
-
-
-@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -277,10 +231,7 @@ class Config:
     passages: PassageConfig = field(default_factory=PassageConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
-    telegram: TelegramConfig = field(default_factory=TelegramConfig)
     web: WebConfig = field(default_factory=WebConfig)
-    log: LogConfig = field(default_factory=LogConfig)
-    serve: ServeConfig = field(default_factory=ServeConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     feeds: tuple[FeedConfig, ...] = ()
     source: str | None = None  # the file this was read from, for messages
@@ -290,27 +241,13 @@ class Config:
         """Return the data directory as a path."""
         return Path(self.data_dir).expanduser()
 
-    def telegram_token(self) -> Secret | None:
-        """Return the bot token from $NEWSQA_TELEGRAM_TOKEN or ``telegram.token_file``."""
-        value = os.environ.get("NEWSQA_TELEGRAM_TOKEN", "").strip()
-        if not value and self.telegram.token_file:
-            path = Path(self.telegram.token_file).expanduser()
-            try:
-                value = path.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(f"cannot read telegram.token_file {path}: {exc.strerror}") from None
-        return Secret(value) if value else None
-
 
 _SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "passages": PassageConfig,
     "search": SearchConfig,
     "index": IndexConfig,
-    "telegram": TelegramConfig,
     "web": WebConfig,
-    "log": LogConfig,
-    "serve": ServeConfig,
     "storage": StorageConfig,
 }
 
@@ -328,21 +265,33 @@ def find_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | N
     return local if local.is_file() else None
 
 
-def load_config(path: str | os.PathLike[str] | None = None, env: typing.Mapping[str, str] | None = None) -> Config:
-    """Read the configuration file (if any) and apply environment overrides."""
-    env = os.environ if env is None else env
+def read_config_file(path: str | os.PathLike[str] | None = None) -> tuple[dict[str, Any], Path | None]:
+    """Return the TOML table of the config file to read (see ``find_config_file``) and its path."""
     file = find_config_file(path)
-    raw: dict[str, Any] = {}
-    if file is not None:
-        try:
-            with open(file, "rb") as fh:
-                raw = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"config file {file} does not exist") from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {file}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+    if file is None:
+        return {}, None
+    try:
+        with open(file, "rb") as fh:
+            return tomllib.load(fh), file
+    except FileNotFoundError:
+        raise ConfigError(f"config file {file} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {file}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+
+
+def config_from(
+    raw: dict[str, Any],
+    file: Path | None,
+    env: typing.Mapping[str, str],
+    others: typing.Collection[str] = (),
+) -> Config:
+    """Return the core's configuration from a config file's table, with environment overrides.
+
+    Sections named in ``others`` belong to a front-end (which reads them itself); any other key
+    the core does not know is an error naming it.
+    """
     where = str(file) if file else "defaults"
     values: dict[str, Any] = {}
     for key, value in raw.items():
@@ -351,30 +300,30 @@ def load_config(path: str | os.PathLike[str] | None = None, env: typing.Mapping[
         elif key in _SECTIONS:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: [{key}] must be a table")
-            values[key] = _build(_SECTIONS[key], value, key, where)
+            values[key] = build_section(_SECTIONS[key], value, key, where)
         elif key == "feeds":
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
                 raise ConfigError(f"{where}: feeds must be written as [[feeds]] tables")
-            values["feeds"] = tuple(_build(FeedConfig, v, "feeds", where) for v in value)
-        else:
+            values["feeds"] = tuple(build_section(FeedConfig, v, "feeds", where) for v in value)
+        elif key not in others:
             raise ConfigError(f"{where}: unknown key {key!r}")
-    if "token" in raw.get("telegram", {}):
-        raise ConfigError(
-            f"{where}: the bot token must not be written in the config file; "
-            "set NEWSQA_TELEGRAM_TOKEN or telegram.token_file"
-        )
     config = Config(**values, source=str(file) if file else None)
     return _apply_env(config, env)
 
 
-def _build(cls: type[T], table: dict[str, Any], section: str, where: str) -> T:
+def load_config(path: str | os.PathLike[str] | None = None, env: typing.Mapping[str, str] | None = None) -> Config:
+    """Read the configuration file (if any) and apply environment overrides (the core's sections only)."""
+    raw, file = read_config_file(path)
+    return config_from(raw, file, os.environ if env is None else env)
+
+
+def build_section(cls: type[T], table: dict[str, Any], section: str, where: str) -> T:
+    """Return section ``cls`` built from its TOML table; an unknown key or a wrong type is an error."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
     for key, value in table.items():
         if key not in names:
-            if section == "telegram" and key == "token":
-                continue  # refused with its own message by load_config
             raise ConfigError(f"{where}: unknown key {section}.{key!r}")
         kwargs[key] = _coerce(value, hints[key], f"{section}.{key}", where)
     try:
@@ -443,20 +392,26 @@ def _parse_env(text: str, kind: Any, name: str) -> Any:
     raise ConfigError(f"environment variable {name} has an unusable value")
 
 
+def env_section(current: T, section: str, env: typing.Mapping[str, str]) -> T:
+    """Return a section with its keys overridden by ``NEWSQA_<SECTION>_<KEY>`` variables."""
+    hints = typing.get_type_hints(type(current))
+    updates: dict[str, Any] = {}
+    for f in dataclasses.fields(current):  # type: ignore[arg-type]
+        var = f"NEWSQA_{section}_{f.name}".upper()
+        if var in env:
+            updates[f.name] = _parse_env(env[var], hints[f.name], var)
+    return dataclasses.replace(current, **updates) if updates else current  # type: ignore[type-var]
+
+
 def _apply_env(config: Config, env: typing.Mapping[str, str]) -> Config:
     changes: dict[str, Any] = {}
     if "NEWSQA_DATA_DIR" in env:
         changes["data_dir"] = env["NEWSQA_DATA_DIR"]
-    for section, cls in _SECTIONS.items():
+    for section in _SECTIONS:
         current = getattr(config, section)
-        hints = typing.get_type_hints(cls)
-        updates: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            var = f"NEWSQA_{section}_{f.name}".upper()
-            if var in env:
-                updates[f.name] = _parse_env(env[var], hints[f.name], var)
-        if updates:
-            changes[section] = dataclasses.replace(current, **updates)
+        updated = env_section(current, section, env)
+        if updated is not current:
+            changes[section] = updated
     if env.get("NEWSQA_PG_DSN"):
         # The one name deployments of PostgreSQL clients share; it wins over NEWSQA_STORAGE_DSN.
         storage = changes.get("storage", config.storage)

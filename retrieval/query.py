@@ -6,8 +6,10 @@ import html
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 
 from retrieval.errors import QuestionError
+from retrieval.search.tokens import tokenize
 
 __all__ = ["Query", "parse_question"]
 
@@ -37,6 +39,11 @@ class Query:
     # The question speaks of the present ("this week", "on Sunday", "latest", "a new ..."), so it
     # is about the newest articles on its subject rather than older ones.
     of_now: bool = False
+
+    @cached_property
+    def terms(self) -> list[str]:
+        """Return the question's terms as BM25 has them (made once, however often they are read)."""
+        return tokenize([self.text])[0]
 
     @property
     def filtered(self) -> bool:

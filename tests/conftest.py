@@ -1,9 +1,13 @@
 """Shared fixtures: the real packaged encoder (loaded once), configs and data dirs in tmp_path.
 
-Tests that take ``make_config``/``make_index`` (or ``sample_index``) run on both storage
-backends: the local data directory, and a real PostgreSQL + pgvector server started once per
-run on loopback (tests/pg_server.py), one fresh database per test. ``@pytest.mark.local_only``
-keeps a test that checks the local backend's own files off postgres.
+The contract suite: tests that take ``make_config``/``make_index`` (or ``sample_index``) run on
+every storage backend: the local data directory, a real PostgreSQL + pgvector server started
+once per run on loopback (tests/pg_server.py, one fresh database per test), and the in-memory
+backend written for the tests (tests/memory_backend.py), which shows that the ``Backend``
+protocol is the whole seam. ``@pytest.mark.local_only`` keeps a test that checks the local
+backend's own files to that backend; ``@pytest.mark.processes`` keeps one that shares a store
+between processes off the in-memory backend. Tests that take ``databases`` alone run on the two
+real backends.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ import pytest
 
 from retrieval.config import Config, PassageConfig, SearchConfig, Secret, StorageConfig
 from retrieval.ingest.loaders import load_file
-from retrieval.models.encoder import Encoder, load_encoder
+from retrieval.models.encoder import Encoder
+from retrieval.models.loading import load_encoder
 from retrieval.newsindex import NewsIndex
+from retrieval.storage.factory import register_backend
 from tests.pg_server import PgServer
 from tests.pg_server import available as postgres_available
 
@@ -45,14 +51,18 @@ def encoder() -> Encoder:
 
 
 BACKENDS = ("local", "postgres")
+CONTRACT_BACKENDS = (*BACKENDS, "memory")
+register_backend("memory", "tests.memory_backend")
 _database_names = itertools.count(1)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Run every test that uses ``backend`` (through make_config/make_index) on each backend."""
+    """Run every test that uses ``backend`` on each backend (the contract suite: make_config/make_index)."""
     if "backend" in metafunc.fixturenames:
-        local_only = metafunc.definition.get_closest_marker("local_only") is not None
-        metafunc.parametrize("backend", ("local",) if local_only else BACKENDS, indirect=True)
+        marked = metafunc.definition.get_closest_marker
+        contract = {"make_config", "make_index"} & set(metafunc.fixturenames) and not marked("processes")
+        backends = ("local",) if marked("local_only") else CONTRACT_BACKENDS if contract else BACKENDS
+        metafunc.parametrize("backend", backends, indirect=True)
 
 
 @pytest.fixture
@@ -88,7 +98,7 @@ class Databases:
     """Fresh databases on the test server, and every pool opened on them, closed at the end."""
 
     def __init__(self, server: PgServer, monkeypatch: pytest.MonkeyPatch) -> None:
-        import retrieval.storage.pg.index
+        import retrieval.storage.pg.backend
         from retrieval.storage.pg.connect import Database
 
         self.server = server
@@ -101,7 +111,7 @@ class Databases:
                 super().__init__(*args, **kwargs)
                 opened.append(self)
 
-        monkeypatch.setattr(retrieval.storage.pg.index, "Database", Recorded)
+        monkeypatch.setattr(retrieval.storage.pg.backend, "Database", Recorded)
 
     def dsn(self, name: str) -> str:
         if name not in self.dsns:
@@ -143,15 +153,16 @@ def storage_env(databases: Databases | None, name: str = "data") -> dict[str, st
 
 
 @pytest.fixture
-def make_config(tmp_path: Path, databases: Databases | None) -> Callable[..., Config]:
+def make_config(tmp_path: Path, databases: Databases | None, backend: str) -> Callable[..., Config]:
     """Return a factory of configs whose data dir is under tmp_path (and database, on postgres)."""
 
     def make(name: str = "data", **search: object) -> Config:
+        storage = StorageConfig(backend="memory") if backend == "memory" else storage_for(databases, name)
         return Config(
             data_dir=str(tmp_path / name),
             search=dataclasses.replace(SearchConfig(), **search),  # type: ignore[arg-type]
             passages=PassageConfig(),
-            storage=storage_for(databases, name),
+            storage=storage,
         )
 
     return make
@@ -167,7 +178,7 @@ def make_index(make_config: Callable[..., Config], encoder: Encoder) -> Callable
     return make
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+@pytest.fixture(scope="session", params=CONTRACT_BACKENDS)
 def sample_index(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, encoder: Encoder
 ) -> Iterator[NewsIndex]:
@@ -176,6 +187,8 @@ def sample_index(
     if request.param == "postgres":
         server: PgServer = request.getfixturevalue("pg_server")
         storage = StorageConfig(backend="postgres", dsn=Secret(new_database(server, "sample")))
+    elif request.param == "memory":
+        storage = StorageConfig(backend="memory")
     config = Config(data_dir=str(tmp_path_factory.mktemp("sample") / "data"), storage=storage)
     index = NewsIndex.open(config, encoder=encoder, create=True)
     articles = [a for f in sorted(SAMPLE.glob("*.md")) for a in load_file(f)[0]]

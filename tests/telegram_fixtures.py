@@ -18,12 +18,14 @@ from typing import Any
 
 import pytest
 
+from bot.config import AppConfig, TelegramConfig
 from bot.telegram import build_application, serve
-from retrieval.config import Config, PassageConfig, Secret, StorageConfig, TelegramConfig
+from retrieval.config import Config, PassageConfig, Secret, StorageConfig
 from retrieval.domain import Article
 from retrieval.ingest.loaders import make_article
 from retrieval.models.encoder import Encoder
 from retrieval.newsindex import NewsIndex
+from retrieval.service import NewsService
 from tests.conftest import BACKENDS, new_database
 from tests.fake_bot_api import FakeBotApi
 
@@ -272,13 +274,12 @@ def bot_config(
     *,
     search: dict[str, Any] | None = None,
     **telegram: Any,
-) -> Config:
+) -> AppConfig:
     """Return a config for the bot: the index's data dir, the fake's base_url, a token file."""
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n", encoding="utf-8")
-    return dataclasses.replace(
-        index.config,
-        search=dataclasses.replace(index.config.search, **(search or {})),
+    return AppConfig(
+        core=dataclasses.replace(index.config, search=dataclasses.replace(index.config.search, **(search or {}))),
         telegram=TelegramConfig(base_url=api.base_url, token_file=str(token_file), **telegram),
     )
 
@@ -286,8 +287,8 @@ def bot_config(
 class BotRunner:
     """The real Application, long polling the fake from a thread with its own event loop."""
 
-    def __init__(self, config: Config, index: NewsIndex, api: FakeBotApi) -> None:
-        self.app = build_application(config, index)
+    def __init__(self, config: AppConfig, index: NewsIndex, api: FakeBotApi) -> None:
+        self.app = build_application(config, NewsService(index))
         self.api = api
         self.loop: asyncio.AbstractEventLoop | None = None
         self.error: BaseException | None = None

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from retrieval.answering.build import CONTRAST_CAP, confidence, confidence_parts
+from retrieval.answering.abstention import CONTRAST_CAP, combine_confidence, confidence_parts
 from retrieval.config import SearchConfig
 from retrieval.domain import Article
 from retrieval.newsindex import NewsIndex
@@ -26,13 +26,16 @@ def test_a_passage_standing_out_raises_confidence_up_to_the_cap(sample_index: Ne
     question = "How big is the asteroid Vella?"
     query = sample_index.parse(question)
     stats = SearchStats()
-    hits = sample_index.retriever().search(query, sample_index.encoder.embed_one(question), 5, None, stats)
+    hits = sample_index.backend.retriever().search(
+        query, sample_index.encoder.embed_one(question), 5, "weighted", stats
+    )
     assert stats.top is not None and stats.background is not None and stats.top > stats.background
     config = SearchConfig()
-    flat = confidence(hits, 3, query, None, config, 0.0)
-    assert confidence(hits, 3, query, None, config, 0.1) == flat + config.contrast_weight * 0.1
-    assert confidence(hits, 3, query, None, config, 5.0) == flat + config.contrast_weight * CONTRAST_CAP
-    assert confidence(hits, 3, query, None, config, None) == flat + config.contrast_weight * CONTRAST_CAP
+    parts = confidence_parts(hits, 3, query, None)
+    flat = combine_confidence(parts, 0.0, config)
+    assert combine_confidence(parts, 0.1, config) == flat + config.contrast_weight * 0.1
+    assert combine_confidence(parts, 5.0, config) == flat + config.contrast_weight * CONTRAST_CAP
+    assert combine_confidence(parts, None, config) == flat + config.contrast_weight * CONTRAST_CAP
 
 
 def test_names_the_passages_lack_lower_confidence(sample_index: NewsIndex) -> None:
@@ -42,8 +45,8 @@ def test_names_the_passages_lack_lower_confidence(sample_index: NewsIndex) -> No
     scores = []
     for question in (asked, renamed):
         query = sample_index.parse(question)
-        hits = sample_index.retriever().search(query, sample_index.encoder.embed_one(question), 5)
-        scores.append(confidence(hits, 3, query, None, config, 0.0))
+        hits = sample_index.backend.retriever().search(query, sample_index.encoder.embed_one(question), 5, "weighted")
+        scores.append(combine_confidence(confidence_parts(hits, 3, query, None), 0.0, config))
     assert scores[0] > scores[1] + 0.1
 
 
@@ -79,7 +82,7 @@ def test_a_sentence_holding_the_questions_terms_counts_more_than_terms_spread_ou
     )
     question = "How many passengers did the ferry Marisol carry to Tarn Island on its first crossing?"
     query = index.parse(question)
-    hits = index.retriever().search(query, index.encoder.embed_one(question), 5)
+    hits = index.backend.retriever().search(query, index.encoder.embed_one(question), 5, "weighted")
     parts = {s.article.id: p for s, p in zip(hits, confidence_parts(hits, 3, query, None), strict=False)}
     assert set(parts) == {"t", "s"}
     # Both passages hold the question's names; only one holds them in one sentence.

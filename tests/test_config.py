@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import AppConfig, TelegramConfig, load_app_config
 from retrieval.config import Config, Secret, load_config
 from retrieval.errors import ConfigError
 
@@ -14,13 +15,15 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.toml"
 
 
 def test_the_example_config_loads_and_equals_the_defaults() -> None:
-    config = load_config(EXAMPLE, env={})
-    assert config.model == Config().model
-    assert config.search == Config().search
-    assert config.passages == Config().passages
-    assert config.telegram == Config().telegram
-    assert config.web == Config().web
-    assert config.index == Config().index
+    config = load_app_config(EXAMPLE, env={})
+    assert config.core.model == Config().model
+    assert config.core.search == Config().search
+    assert config.core.passages == Config().passages
+    assert config.core.web == Config().web
+    assert config.core.index == Config().index
+    assert config.core.storage == Config().storage
+    assert config.telegram == TelegramConfig()
+    assert (config.serve, config.log) == (AppConfig().serve, AppConfig().log)
 
 
 def test_environment_overrides_single_keys(tmp_path: Path) -> None:
@@ -30,11 +33,11 @@ def test_environment_overrides_single_keys(tmp_path: Path) -> None:
         "NEWSQA_TELEGRAM_ADMINS": "1,2",
         "NEWSQA_WEB_ALLOW_PRIVATE_NETWORKS": "true",
     }
-    config = load_config(EXAMPLE, env=env)
-    assert config.data_dir == str(tmp_path)
-    assert config.search.min_score == 0.5
+    config = load_app_config(EXAMPLE, env=env)
+    assert config.core.data_dir == str(tmp_path)
+    assert config.core.search.min_score == 0.5
     assert config.telegram.admins == (1, 2)
-    assert config.web.allow_private_networks is True
+    assert config.core.web.allow_private_networks is True
 
 
 @pytest.mark.parametrize(
@@ -45,14 +48,27 @@ def test_environment_overrides_single_keys(tmp_path: Path) -> None:
         ("[search]\nk = 'three'", "search.k must be int"),
         ("[telegram]\ntoken = '123:abc'", "must not be written in the config file"),
         ("[search\n", "not valid TOML"),
+        ("[telegram]\nlink_preview = 'all'", "telegram.link_preview"),
+        ("[serve]\nrefresh_every = 'often'", "serve.refresh_every"),
+        ("[log]\nlevel = 'LOUD'", "log.level"),
+        ("[serve]\nmode = 'pigeon'", "serve.mode"),
     ],
 )
 def test_bad_config_is_one_clear_error(tmp_path: Path, toml: str, message: str) -> None:
     path = tmp_path / "c.toml"
     path.write_text(toml)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as info:
-        load_config(path, env={})
+        load_app_config(path, env={})
     assert "123:abc" not in str(info.value)
+
+
+def test_the_core_alone_refuses_a_front_ends_section(tmp_path: Path) -> None:
+    """The core reads its own sections; the front-ends' are read by bot.config, from the same file."""
+    path = tmp_path / "c.toml"
+    path.write_text("[telegram]\nrate_limit = 5\n")
+    with pytest.raises(ConfigError, match="unknown key 'telegram'"):
+        load_config(path, env={})
+    assert load_app_config(path, env={}).telegram.rate_limit == 5
 
 
 def test_token_comes_from_env_or_file_and_never_shows(
@@ -63,7 +79,7 @@ def test_token_comes_from_env_or_file_and_never_shows(
     path = tmp_path / "c.toml"
     path.write_text(f'[telegram]\ntoken_file = "{token_file}"\n')
     monkeypatch.delenv("NEWSQA_TELEGRAM_TOKEN", raising=False)
-    config = load_config(path, env={})
+    config = load_app_config(path, env={})
     secret = config.telegram_token()
     assert isinstance(secret, Secret) and secret.reveal() == "999:SECRET-TOKEN"
     with caplog.at_level(logging.DEBUG):

@@ -9,8 +9,16 @@ import textwrap
 import time
 from collections.abc import Callable
 
+import pytest
+
 from retrieval.config import Config
-from retrieval.storage.coordination import coordinator_for
+from retrieval.newsindex import NewsIndex
+from retrieval.storage.coordination import Coordinator
+
+
+def coordinator_for(config: Config) -> Coordinator:
+    """Return the coordinator of the configured store (made if missing)."""
+    return NewsIndex.open(config, create=True).coordinator()
 
 
 def test_a_lock_is_held_once_and_free_again_after_release(make_config: Callable[..., Config]) -> None:
@@ -32,6 +40,7 @@ def test_a_lock_is_held_once_and_free_again_after_release(make_config: Callable[
     other.release()
 
 
+@pytest.mark.processes
 def test_a_killed_holder_lets_the_lock_go(make_config: Callable[..., Config]) -> None:
     config = make_config()
     config.data_path.mkdir(parents=True, exist_ok=True)
@@ -42,8 +51,8 @@ def test_a_killed_holder_lets_the_lock_go(make_config: Callable[..., Config]) ->
         """
         import sys, time
         from retrieval.config import load_config
-        from retrieval.storage.coordination import coordinator_for
-        lease = coordinator_for(load_config(None)).try_lock("telegram poller test")
+        from retrieval.newsindex import NewsIndex
+        lease = NewsIndex.open(load_config(None), create=True).coordinator().try_lock("telegram poller test")
         print("held" if lease else "busy", flush=True)
         time.sleep(60)
         """

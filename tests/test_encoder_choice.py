@@ -12,7 +12,7 @@ import pytest
 from retrieval.config import Config, ModelConfig
 from retrieval.errors import ConfigError, ModelMismatchError
 from retrieval.ingest.loaders import make_article
-from retrieval.models.encoder import load_encoder
+from retrieval.models.loading import load_encoder
 from retrieval.newsindex import NewsIndex
 
 BRIDGE = make_article(
@@ -63,7 +63,7 @@ def test_a_data_dir_keeps_its_own_backend_and_quantization(
     used: tuple[str, str],
 ) -> None:
     _build(_with_model(make_config(), **built))
-    with caplog.at_level(logging.INFO, logger="retrieval.newsindex"):
+    with caplog.at_level(logging.INFO, logger="retrieval.models.identity"):
         index = NewsIndex.open(_with_model(make_config(), **configured))
     with index:
         assert (index.config.model.backend, index.config.model.quantization) == used
@@ -71,7 +71,7 @@ def test_a_data_dir_keeps_its_own_backend_and_quantization(
         answer = index.ask(QUESTION)
         assert answer.answered and "212 steps" in answer.quotes[0].text
         assert index.ingest([FERRY]).passages == 1  # written with the data dir's own encoder too
-        assert str(index.store.get_meta("encoder")).split("|")[2] == used[1]
+        assert str(index.backend.get_meta("encoder")).split("|")[2] == used[1]
     adopted = [r for r in caplog.records if "instead of the configured" in r.getMessage()]
     assert len(adopted) == 1 and adopted[0].levelno == logging.INFO
 
@@ -90,7 +90,7 @@ def test_auto_quantization_is_int8_on_onnx_and_none_on_torch() -> None:
 def test_the_same_encoder_logs_nothing(make_config: Callable[..., Config], caplog: pytest.LogCaptureFixture) -> None:
     config = _with_model(make_config(), quantize="int8")
     _build(config)
-    with caplog.at_level(logging.INFO, logger="retrieval.newsindex"), NewsIndex.open(config) as index:
+    with caplog.at_level(logging.INFO, logger="retrieval.models.identity"), NewsIndex.open(config) as index:
         assert index.config.model == config.model
     assert not [r for r in caplog.records if "instead of the configured" in r.getMessage()]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.answering.build import combine_confidence
+from retrieval.answering.abstention import combine_confidence
 from retrieval.config import SearchConfig
 
 from .conftest import SAMPLE

@@ -11,10 +11,12 @@ import pytest
 
 from retrieval.config import Config, FeedConfig, WebConfig
 from retrieval.errors import LoaderError
-from retrieval.ingest.feeds import FetchCache, html_to_text, ingest_source, is_feed, parse_feed, poll_feed
-from retrieval.ingest.web import Fetcher, FetchError, ingest_url
+from retrieval.ingest.feeds import html_to_text, is_feed, parse_feed
+from retrieval.ingest.sources import ingest_source, poll_feed
+from retrieval.ingest.web import Fetcher, FetchError
 from retrieval.models.encoder import Encoder
 from retrieval.newsindex import NewsIndex
+from retrieval.service import NewsService
 from tests.conftest import Databases, storage_for
 from tests.counting_encoder import CountingEncoder
 from tests.web_fixtures import MALFORMED_FEED, STORIES, Item, WebSite, atom, rss, site_fixture  # noqa: F401
@@ -207,16 +209,17 @@ def test_a_page_url_is_ingested_and_refetched_conditionally(
 ) -> None:
     url = site.put_story(STORIES[1])
     index = make()
-    report = ingest_url(index, url, index.config)
+    service = NewsService(index)
+    report = service.ingest_url(url)
     assert report.added == 1
     answer = index.ask("How long does the train take through the glacier tunnel?")
     assert "twenty-two minutes" in answer.quotes[0].text
     embedded = counting.texts
-    again = ingest_url(index, url, index.config)
+    again = service.ingest_url(url)
     assert again.skipped == 1 and site.requests[-1].status == 304 and counting.texts == embedded
     # Once removed, the page is fetched whole and stored again.
     index.remove(url)
-    third = ingest_url(index, url, index.config)
+    third = service.ingest_url(url)
     assert third.added == 1 and site.requests[-1].status == 200
 
 
@@ -226,14 +229,14 @@ def test_a_malformed_feed_fails_without_touching_the_index(site: WebSite, make: 
     with Fetcher(WEB) as fetcher, pytest.raises(LoaderError, match="not a valid RSS or Atom feed"):
         ingest_source(index, url, fetcher)
     assert index.stats().articles == 0
-    assert FetchCache.of(index.store).get(url) is None
+    assert index.fetch_cache().get(url) is None
 
 
 def test_the_cache_survives_in_the_store(site: WebSite, make: Callable[[], NewsIndex]) -> None:
     url = stories_feed(site, 1)
     with Fetcher(WEB) as fetcher:
         poll_feed(make(), FeedConfig(url=url), fetcher)
-    row = FetchCache.of(make().store).get(url)
+    row = make().fetch_cache().get(url)
     assert row is not None and row.validators.etag
     assert make().check().ok
 

@@ -7,8 +7,10 @@ import logging
 
 import pytest
 
-from bot.service import JsonFormatter, Service
-from retrieval.config import Config, FeedConfig, ServeConfig
+from bot.config import AppConfig, ServeConfig
+from bot.logs import JsonFormatter
+from bot.serve.runner import Service
+from retrieval.config import FeedConfig
 from retrieval.errors import ConfigError
 from retrieval.ingest.schedule import RETRY_FIRST, FeedSchedule, parse_every
 
@@ -69,9 +71,9 @@ def test_a_feed_listed_twice_or_with_a_bad_interval_is_a_config_error() -> None:
 
 def test_webhook_mode_needs_a_url_and_modes_are_checked() -> None:
     with pytest.raises(ConfigError, match="webhook_url"):
-        Service(Config(serve=ServeConfig(mode="webhook")))
+        Service(AppConfig(serve=ServeConfig(mode="webhook")))
     with pytest.raises(ConfigError, match=r"serve\.mode"):
-        Service(Config(), mode="carrier-pigeon")
+        Service(AppConfig(), mode="carrier-pigeon")
 
 
 def test_log_records_become_one_json_object_per_line() -> None:

@@ -12,7 +12,8 @@ import Stemmer
 from retrieval.config import IndexConfig
 from retrieval.ingest.loaders import load_file
 from retrieval.ingest.sentences import split_sentences
-from retrieval.search.lexical import LexicalIndex, batched, tokenize
+from retrieval.search.lexical import LexicalIndex, batched
+from retrieval.search.tokens import tokenize
 
 from .conftest import SAMPLE
 

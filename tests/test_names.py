@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from retrieval.answering.names import name_share, question_names
-from retrieval.search.lexical import tokenize
+from retrieval.search.tokens import tokenize
 
 
 def terms(text: str) -> list[str]:

@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.answering.highlight import sentence_spans
 from retrieval.config import Config, ModelConfig
 from retrieval.errors import ConfigError
 from retrieval.ingest.loaders import make_article
-from retrieval.models.encoder import Encoder, load_encoder
+from retrieval.ingest.sentences import sentence_spans
+from retrieval.models.encoder import Encoder
+from retrieval.models.loading import load_encoder
 from retrieval.models.onnx_encoder import INT8_RECIPE, OnnxEncoder, plan_int8
 from retrieval.newsindex import NewsIndex
 

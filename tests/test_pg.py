@@ -144,7 +144,7 @@ def test_the_database_ranks_exactly_like_the_local_backend(pg_dsn: str, tmp_path
                     assert a.lexical == pytest.approx(b.lexical, rel=1e-3, abs=1e-3)
             assert _same_answer(pg.ask(question), local.ask(question)), question
         ids = range(1, 41)
-        assert pg.store.sentence_vectors(ids).keys() == local.store.sentence_vectors(ids).keys()
+        assert pg.backend.store.sentence_vectors(ids).keys() == local.backend.store.sentence_vectors(ids).keys()
         for question in FILTERED:
             ours_first, theirs_first = pg.ask(question).quotes[0], local.ask(question).quotes[0]
             assert ours_first.passage_id == theirs_first.passage_id
@@ -183,7 +183,7 @@ def test_a_shallow_top_k_skips_passages_and_still_ranks_like_the_local_backend(
 
 def _postings_problems(index: NewsIndex) -> list[object]:
     """Postings and term statistics that differ from the passages' own terms (none when in sync)."""
-    with index.store.connection() as con:  # type: ignore[attr-defined]
+    with index.backend.store.connection() as con:  # type: ignore[attr-defined]
         wrong = con.execute(
             "WITH want AS (SELECT u.lexeme AS term, p.id AS passage_id, cardinality(u.positions) AS tf, p.n_terms AS dl"
             " FROM passages p CROSS JOIN LATERAL unnest(p.terms) u)"
@@ -216,7 +216,7 @@ def test_postings_follow_every_write_and_migration_2_fills_them_in(
         question = "How far did the Kestrel probe travel?"
         before = [(h.passage.id, h.lexical) for h in index.search(question, 5, "lexical")]
         # A database written before migration 2 (no postings): the migration fills them in.
-        with index.store.connection() as con:  # type: ignore[attr-defined]
+        with index.backend.store.connection() as con:  # type: ignore[attr-defined]
             con.execute(
                 "DROP TABLE postings; DROP TABLE term_stats;"
                 " DROP TRIGGER passages_postings_added ON passages; DROP TRIGGER passages_postings_removed ON passages;"
@@ -254,10 +254,10 @@ def test_migration_3_takes_the_title_out_of_the_terms_of_a_version_2_database(
     by `newsqa db upgrade` into exactly what a fresh build of the same passages holds."""
     import psycopg
 
-    from retrieval.search.lexical import tokenize
-    from retrieval.storage.local.store import index_text
+    from retrieval.ingest.indexing import index_text
+    from retrieval.search.tokens import tokenize
     from retrieval.storage.pg import migrations
-    from retrieval.storage.pg.store import terms_literal
+    from retrieval.storage.pg.literals import terms_literal
 
     untitled = make_article(
         "No headline here: the tram depot in Riverside opens on Monday.", url="https://example.org/u"
@@ -366,7 +366,7 @@ def test_an_article_ingested_by_one_process_is_answered_by_another_at_once(
 
 
 def _log_rows(local: NewsIndex) -> list[tuple[object, ...]]:
-    with local.store.connection() as con:
+    with local.backend.store.connection() as con:
         return [
             tuple(r)
             for table in ("questions", "feedback")
@@ -381,11 +381,11 @@ def test_migrate_copies_both_ways_without_embedding_again(
     local = NewsIndex.open(Config(data_dir=str(local_dir)), encoder=encoder, create=True)
     local.ingest(_sample())
     before = {q: local.ask(q) for q in QUESTIONS + FILTERED}
-    asked = local.store.log_question(QUESTIONS[0], "telegram", 7, 8, True, [3, 1])
-    local.store.log_question("Who won?", "cli", None, None, False, [])
-    local.store.record_feedback(asked, 1, 7, 8, [3, 1])
-    local.store.record_feedback(asked, -1, 7, 9, [3])
-    usage = local.store.usage()
+    asked = local.backend.store.log_question(QUESTIONS[0], "telegram", 7, 8, True, [3, 1])
+    local.backend.store.log_question("Who won?", "cli", None, None, False, [])
+    local.backend.store.record_feedback(asked, 1, 7, 8, [3, 1])
+    local.backend.store.record_feedback(asked, -1, 7, 9, [3])
+    usage = local.backend.store.usage()
     log = _log_rows(local)
     local.close()
 
@@ -409,8 +409,8 @@ def test_migrate_copies_both_ways_without_embedding_again(
     try:
         assert pg.check().ok and back.check().ok
         assert _postings_problems(pg) == []
-        stored = back.store.sentence_vectors(range(1, 41))
-        assert stored.keys() == pg.store.sentence_vectors(range(1, 41)).keys()
+        stored = back.backend.store.sentence_vectors(range(1, 41))
+        assert stored.keys() == pg.backend.store.sentence_vectors(range(1, 41)).keys()
         for question, answer in before.items():
             assert _same_answer(back.ask(question), answer), question
             if question not in FILTERED:
@@ -419,10 +419,10 @@ def test_migrate_copies_both_ways_without_embedding_again(
         report = pg.ingest([make_article("A new ferry terminal opened in Lindqvist Bay.", url="https://example.org/n")])
         assert report.added == 1 and pg.check().ok
         # The questions log and feedback came along, both ways, with their ids.
-        assert pg.store.usage() == usage and back.store.usage() == usage
-        assert pg.store.get_question(asked) == QUESTIONS[0]
+        assert pg.backend.store.usage() == usage and back.backend.store.usage() == usage
+        assert pg.backend.store.get_question(asked) == QUESTIONS[0]
         assert _log_rows(back) == log
-        assert pg.store.log_question("Next?", "cli", None, None, False, []) == 3
+        assert pg.backend.store.log_question("Next?", "cli", None, None, False, []) == 3
     finally:
         pg.close()
 
@@ -450,7 +450,7 @@ def test_answers_resume_after_the_database_restarts(
 def test_a_statement_over_the_timeout_is_cancelled_with_one_line(pg_dsn: str, tmp_path: Path, encoder: Encoder) -> None:
     index = NewsIndex.open(_pg_config(pg_dsn, tmp_path, statement_timeout=0.2), encoder=encoder, create=True)
     try:
-        with pytest.raises(StoreError, match="statement timeout"), index.store.connection() as con:
+        with pytest.raises(StoreError, match="statement timeout"), index.backend.store.connection() as con:
             con.execute("SELECT pg_sleep(2)")
     finally:
         index.close()
@@ -466,7 +466,7 @@ def test_a_read_only_replica_dsn_answers_and_writes_go_to_the_primary(
     try:
         index.ingest(_sample())
         assert index.ask("How big is the asteroid Vella?").answered
-        with index.store.db.connection(read_only=True) as con:
+        with index.backend.store.db.connection(read_only=True) as con:
             assert con.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
     finally:
         index.close()
@@ -486,12 +486,12 @@ def test_one_writer_at_a_time_across_processes(pg_dsn: str, tmp_path: Path, enco
     second = NewsIndex.open(config, encoder=encoder)
     try:
         with (
-            first.store.writing(),  # type: ignore[attr-defined]
+            first.backend.store.writing(),  # type: ignore[attr-defined]
             pytest.raises(StoreError, match="another newsqa process is writing"),
-            second.store.writing(wait=0.3),  # type: ignore[attr-defined]
+            second.backend.store.writing(wait=0.3),  # type: ignore[attr-defined]
         ):
             pass
-        with second.store.writing(wait=0.3):  # type: ignore[attr-defined]
+        with second.backend.store.writing(wait=0.3):  # type: ignore[attr-defined]
             pass
     finally:
         first.close()
@@ -505,7 +505,7 @@ def test_check_finds_wrong_corpus_sums_and_repair_recounts(pg_dsn: str, tmp_path
         index.ingest(_sample())
         index.remove(_sample()[0].id)
         assert index.check().ok
-        with index.store.connection() as con:
+        with index.backend.store.connection() as con:
             con.execute("UPDATE corpus_stats SET passages = passages + 5")
         report = index.check()
         assert not report.ok and "corpus_stats" in report.problems[0]

@@ -16,7 +16,7 @@ def test_all_is_sorted_and_complete() -> None:
 
 def test_importing_retrieval_loads_no_front_end() -> None:
     code = (
-        "import sys, retrieval, retrieval.newsindex, retrieval.search.fusion, retrieval.answering.build;"
+        "import sys, retrieval, retrieval.newsindex, retrieval.service, retrieval.answering.pipeline;"
         "bad=[m for m in sys.modules if m.split('.')[0] in ('telegram','click','bot','tqdm')];"
         "print(','.join(bad))"
     )

@@ -7,10 +7,11 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
+from retrieval.answering.candidates import prefer_recent
 from retrieval.domain import Article, Hit, Passage
 from retrieval.newsindex import NewsIndex
 from retrieval.query import Query, parse_question
-from retrieval.search.fusion import Scored, prefer_recent
+from retrieval.search.fusion import Scored
 
 NEWEST = datetime(2022, 7, 1, tzinfo=timezone.utc)
 

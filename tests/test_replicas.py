@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from retrieval.config import Config
-from retrieval.storage.coordination import coordinator_for
 from tests.conftest import Databases, storage_env, storage_for
 from tests.fake_bot_api import FakeBotApi
 from tests.serve_fixtures import (
@@ -34,6 +33,7 @@ from tests.serve_fixtures import (
     wait_until,
 )
 from tests.telegram_fixtures import TOKEN, fake_api_fixture  # noqa: F401
+from tests.test_coordination import coordinator_for
 from tests.web_fixtures import STORIES, WebSite, site_fixture  # noqa: F401
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]

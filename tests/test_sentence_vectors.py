@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from retrieval.answering.highlight import sentence_spans
 from retrieval.config import Config
 from retrieval.ingest.loaders import make_article
-from retrieval.models.encoder import Encoder, embed_spans_alone, load_encoder
+from retrieval.ingest.sentences import sentence_spans
+from retrieval.models.encoder import Encoder, embed_spans_alone
+from retrieval.models.loading import load_encoder
 from retrieval.models.sentvecs import SentenceVectors, token_ranges
 from retrieval.newsindex import NewsIndex
 from retrieval.storage.local.store import SCHEMA_VERSION
@@ -125,7 +126,7 @@ def test_a_schema_1_store_is_upgraded_and_still_answers(make_config: Callable[..
         assert "212 steps" in quote.text[quote.highlight[0] : quote.highlight[1]]
         # No stored sentence vectors: the sentences were encoded to answer.
         assert len(counting.embedded) > 1
-        assert index.store.get_meta("schema_version") == str(SCHEMA_VERSION)
+        assert index.backend.get_meta("schema_version") == str(SCHEMA_VERSION)
     con = sqlite3.connect(db)
     assert "sentences" in [r[1] for r in con.execute("PRAGMA table_info(passages)")]
     con.close()

@@ -14,7 +14,8 @@ from retrieval.config import Config, ModelConfig
 from retrieval.errors import EmptyIndexError, ModelMismatchError, NotFoundError, StoreError
 from retrieval.ingest.loaders import make_article
 from retrieval.models.encoder import Encoder
-from retrieval.newsindex import FAISS_NAME, NewsIndex
+from retrieval.newsindex import NewsIndex
+from retrieval.storage.local.indexes import FAISS_NAME, LocalIndexes
 from retrieval.storage.local.store import Store
 
 STORY = (
@@ -29,10 +30,10 @@ def test_ingesting_the_same_article_twice_changes_nothing(make_index: Callable[.
     index = make_index()
     article = make_article(STORY, url="https://example.org/ferry")
     first = index.ingest([article])
-    gen = index.store.generation()
+    gen = index.backend.get_meta("generation")
     again = index.ingest([make_article(STORY, url="https://example.org/ferry?utm_source=x")])
     assert (first.added, again.added, again.skipped) == (1, 0, 1)
-    assert index.store.generation() == gen
+    assert index.backend.get_meta("generation") == gen
     assert index.stats().passages == first.passages
 
 
@@ -118,7 +119,7 @@ def test_asking_an_empty_data_dir_says_to_ingest_first(make_config: Callable[...
 def test_check_finds_a_stale_index_and_repair_fixes_it(make_index: Callable[..., NewsIndex]) -> None:
     index = make_index()
     index.ingest([make_article(STORY, url="https://example.org/ferry")])
-    stamp = index.folder / FAISS_NAME.replace(".faiss", ".json")
+    stamp = index.backend.folder / FAISS_NAME.replace(".faiss", ".json")
     data = json.loads(stamp.read_text())
     data["generation"] -= 1
     stamp.write_text(json.dumps(data))
@@ -165,15 +166,15 @@ def test_a_reader_keeps_its_snapshot_while_another_writer_is_between_batches(
     reader = NewsIndex.open(make_config(), encoder=encoder)  # type: ignore[arg-type]
     assert reader.ask("ferry terminal cost").answered
     rebuilds: list[int] = []
-    original = NewsIndex._rebuild
+    original = LocalIndexes.rebuild
 
-    def counting(self: NewsIndex, gen: int) -> object:
+    def counting(self: LocalIndexes, gen: int) -> object:
         rebuilds.append(gen)
         return original(self, gen)
 
-    monkeypatch.setattr(NewsIndex, "_rebuild", counting)
-    with writer_lock(writer.folder):
-        with writer.store.transaction():
+    monkeypatch.setattr(LocalIndexes, "rebuild", counting)
+    with writer_lock(writer.backend.folder):
+        with writer.backend.store.transaction():
             pass  # a committed batch whose index files are not written yet
         for _ in range(3):
             assert reader.ask("ferry terminal cost").answered
@@ -192,10 +193,10 @@ def test_two_texts_under_one_url_in_one_input_keep_the_first_and_a_rerun_changes
     second = make_article(STORY.replace("48 million", "49 million"), url="https://example.org/ferry")
     report = index.ingest([first, second])
     assert (report.added, report.repeated) == (1, 1)
-    gen = index.store.generation()
+    gen = index.backend.get_meta("generation")
     again = index.ingest([first, second])
     assert (again.added, again.updated, again.skipped) == (0, 0, 2)
-    assert index.store.generation() == gen
+    assert index.backend.get_meta("generation") == gen
     assert "48 million" in index.get("https://example.org/ferry").text
 
 
@@ -206,16 +207,16 @@ def test_bm25_indexes_the_passage_without_the_title_and_an_older_index_is_rebuil
     if index.config.storage.backend != "local":
         pytest.skip("files of the local backend")
     index.ingest([make_article(STORY, url="https://example.org/ferry", title="Zanzibarian quayside dispute")])
-    lexical = index.retriever().lexical
+    lexical = index.backend.retriever().lexical
     assert len(lexical.search("Zanzibarian quayside", 5)[0]) == 0  # title words are not in BM25
     assert len(lexical.search("ferry terminal", 5)[0]) > 0
     # A data dir written before (BM25 without the "text" mark): a reader rebuilds BM25 alone and
     # keeps it, and leaves the vector index as it was.
-    pointer = index.folder / "lexical.json"
+    pointer = index.backend.folder / "lexical.json"
     stamp = json.loads(pointer.read_text())
     del stamp["text"]
     pointer.write_text(json.dumps(stamp))
-    faiss_file = index.folder / FAISS_NAME
+    faiss_file = index.backend.folder / FAISS_NAME
     before = faiss_file.stat().st_mtime_ns
     reader = NewsIndex.open(index.config, encoder=encoder)
     assert reader.ask("How much will the ferry terminal cost?").quotes

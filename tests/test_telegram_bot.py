@@ -195,14 +195,14 @@ def test_feedback_is_stored_with_question_quote_ids_and_chat(
     assert fake_api.callback_queries[query]["answer"]["text"] == "Thanks for the feedback!"
     qid = int(answer["reply_markup"]["inline_keyboard"][0][1]["callback_data"].split(":")[1])
     if telegram_index.config.storage.backend == "postgres":
-        with telegram_index.store.connection() as con:
+        with telegram_index.backend.store.connection() as con:  # type: ignore[attr-defined]
             row = con.execute(
                 "SELECT value, chat_id, user_id, passage_ids FROM feedback WHERE question_id = %s", (qid,)
             ).fetchone()
             shown = con.execute("SELECT passage_ids FROM questions WHERE id = %s", (qid,)).fetchone()
         stored, asked = row[3], shown[0]
     else:
-        db = sqlite3.connect(telegram_index.folder / "newsqa.sqlite3")
+        db = sqlite3.connect(telegram_index.config.data_path / "newsqa.sqlite3")
         row = db.execute(
             "SELECT value, chat_id, user_id, passage_ids FROM feedback WHERE question_id = ?", (qid,)
         ).fetchone()

@@ -184,7 +184,7 @@ def test_token_stays_out_of_logs_even_with_httpx_at_debug(
 
 def test_handlers_run_concurrently_off_the_event_loop(start_bot: StartBot, fake_api: FakeBotApi) -> None:
     runner = start_bot(rate_limit=0)
-    index = runner.app.bot_data["newsqa"].index
+    index = runner.app.bot_data["newsqa"].service.index
     slow_started = threading.Event()
     real_ask = index.ask
 

@@ -44,7 +44,7 @@ def test_newsqa_bot_answers_through_the_fake_and_stops_on_sigterm(
     stderr = tmp_path / "stderr.log"
     with stderr.open("wb") as err:
         process = subprocess.Popen(
-            [*newsqa_command(), "-vv", "--data-dir", str(telegram_index.folder), "bot"],
+            [*newsqa_command(), "-vv", "--data-dir", str(telegram_index.config.data_path), "bot"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=err,

@@ -12,8 +12,9 @@ import pytest
 from retrieval.config import Config, IndexConfig
 from retrieval.ingest.loaders import load_file
 from retrieval.models.encoder import Encoder
-from retrieval.newsindex import FAISS_NAME, NewsIndex
+from retrieval.newsindex import NewsIndex
 from retrieval.search.vector import FaissIndex
+from retrieval.storage.local.indexes import FAISS_NAME, LocalIndexes
 
 from .conftest import SAMPLE
 
@@ -147,21 +148,21 @@ def test_a_news_index_switches_to_a_graph_and_writes_update_both_indexes_in_plac
     index = NewsIndex.open(config, encoder=encoder, create=True)
     articles = [a for f in sorted(SAMPLE.glob("*.md")) for a in load_file(f)[0]]
     index.ingest(articles[:8])
-    vectors, lexical = index._load_indexes(save=False)
+    vectors, lexical = index.backend.indexes.load(save=False)
     assert vectors.kind == "hnsw" and len(vectors) == index.stats().passages > 20
     assert index.ask("How far did the Kestrel probe travel?").quotes[0].article.url == articles[4].url
 
     rebuilds: list[int] = []
-    original = NewsIndex._rebuild
+    original = LocalIndexes.rebuild
 
-    def counting(self: NewsIndex, gen: int, vectors: FaissIndex | None = None) -> object:
+    def counting(self: LocalIndexes, gen: int, vectors: FaissIndex | None = None) -> object:
         rebuilds.append(gen)
         return original(self, gen, vectors)
 
-    monkeypatch.setattr(NewsIndex, "_rebuild", counting)
+    monkeypatch.setattr(LocalIndexes, "rebuild", counting)
     index.ingest(articles[8:])
     assert rebuilds == []  # neither index was rebuilt: a delta for BM25, the exact part for vectors
-    vectors, lexical = index._load_indexes(save=False)
+    vectors, lexical = index.backend.indexes.load(save=False)
     assert lexical.delta_size > 0
     answer = index.ask("Who won the recount?")
     assert answer.quotes[0].article.url == articles[9].url
@@ -171,4 +172,4 @@ def test_a_news_index_switches_to_a_graph_and_writes_update_both_indexes_in_plac
     reopened = NewsIndex.open(config, encoder=encoder)
     again = reopened.ask("Who won the recount?")
     assert [q.passage_id for q in again.quotes] == [q.passage_id for q in answer.quotes]
-    assert (index.folder / FAISS_NAME).exists() and list(index.folder.glob("index-hnsw-*.faiss"))
+    assert (index.backend.folder / FAISS_NAME).exists() and list(index.backend.folder.glob("index-hnsw-*.faiss"))

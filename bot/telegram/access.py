@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from retrieval.config import TelegramConfig
+from bot.config import TelegramConfig
 
 __all__ = ["Access", "RateDecision", "RateLimiter"]
 

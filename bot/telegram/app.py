@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
 from telegram import (
     BotCommand,
@@ -33,17 +32,16 @@ from telegram.ext import (
     filters,
 )
 
+from bot.config import AppConfig, check_app_config
 from bot.telegram import buttons, commands, handlers, inline
 from bot.telegram.access import Access, RateLimiter
 from bot.telegram.errors import on_error
 from bot.telegram.state import STATE_KEY, BotState, Settings, get_state
-from retrieval.config import Config
 from retrieval.errors import ConfigError
+from retrieval.ingest.schedule import parse_every
+from retrieval.service import NewsService, Refresher
 
 __all__ = ["ALLOWED_UPDATES", "build_application", "run_polling", "serve"]
-
-if TYPE_CHECKING:
-    from retrieval import NewsIndex
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +49,6 @@ BotApp: TypeAlias = (
     "Application[ExtBot[int], ContextTypes.DEFAULT_TYPE, dict[Any, Any], dict[Any, Any], "
     "dict[Any, Any], JobQueue[ContextTypes.DEFAULT_TYPE]]"
 )
-REFRESH_SECONDS = 30.0
 
 ALLOWED_UPDATES = [
     Update.MESSAGE,
@@ -116,25 +113,20 @@ def _guard_token(token: str) -> None:
             logger.addFilter(_TokenFilter(token))
 
 
-def settings_of(config: Config) -> Settings:
-    """Return the presentation settings of a config, validated."""
+def settings_of(config: AppConfig) -> Settings:
+    """Return the presentation settings of a config (checked when it was loaded)."""
     tg = config.telegram
-    if tg.link_preview not in ("off", "first"):
-        raise ConfigError(f'telegram.link_preview must be "off" or "first", got {tg.link_preview!r}')
-    if tg.quote_chars < 80:
-        raise ConfigError(f"telegram.quote_chars must be at least 80, got {tg.quote_chars}")
-    if not 1 <= tg.inline_results <= 50:
-        raise ConfigError(f"telegram.inline_results must be 1 to 50, got {tg.inline_results}")
+    check_app_config(config)
     return Settings(
-        page_size=max(1, config.search.k),
+        page_size=max(1, config.core.search.k),
         inline_results=tg.inline_results,
         quote_chars=tg.quote_chars,
         link_preview=tg.link_preview,
-        max_question_chars=max(1, min(tg.max_question_chars, config.search.max_question_chars)),
+        max_question_chars=max(1, min(tg.max_question_chars, config.core.search.max_question_chars)),
     )
 
 
-def base_url_of(config: Config) -> str:
+def base_url_of(config: AppConfig) -> str:
     """Return the Bot API base URL: ``telegram.base_url`` (or its env override), else Telegram's."""
     return config.telegram.base_url.strip() or "https://api.telegram.org/bot"
 
@@ -173,8 +165,8 @@ async def resume_chat(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         get_state(context).stopped.discard(update.effective_chat.id)
 
 
-def build_application(config: Config, index: NewsIndex) -> BotApp:
-    """Return the bot's Application for ``index``, pointed at ``telegram.base_url`` when set."""
+def build_application(config: AppConfig, service: NewsService) -> BotApp:
+    """Return the bot's Application answering through ``service``, pointed at ``telegram.base_url`` when set."""
     secret = config.telegram_token()
     if secret is None:
         raise ConfigError(
@@ -195,7 +187,7 @@ def build_application(config: Config, index: NewsIndex) -> BotApp:
     )
     app.bot_data[STATE_KEY] = BotState(
         config=config,
-        index=index,
+        service=service,
         settings=settings_of(config),
         access=Access.from_config(config.telegram),
         limiter=RateLimiter(config.telegram.rate_limit),
@@ -240,24 +232,15 @@ def serve(app: BotApp, *, handle_signals: bool = True) -> None:
         app.run_polling(allowed_updates=ALLOWED_UPDATES, stop_signals=None)
 
 
-async def refresh_index(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Pick up articles another process (e.g. `newsqa ingest`) added to the data directory."""
-    if await asyncio.to_thread(get_state(context).index.refresh):
-        log.info("the index changed on disk; reloaded")
-
-
-def run_polling(config: Config) -> None:
-    """Open the index and run the bot with long polling until SIGINT/SIGTERM."""
-    from retrieval import NewsIndex
-
-    for name in ("httpx", "httpcore"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    index = NewsIndex.open(config)
+def run_polling(config: AppConfig) -> None:
+    """Open the store and run the bot with long polling until SIGINT/SIGTERM."""
+    service = NewsService.open(config.core)
+    # Articles another process (`newsqa ingest`) adds are answered after the next refresh.
+    refresher = Refresher(service, parse_every(config.serve.refresh_every, "serve.refresh_every")).start()
     try:
-        app = build_application(config, index)
-        if app.job_queue is not None:
-            app.job_queue.run_repeating(refresh_index, interval=REFRESH_SECONDS, first=REFRESH_SECONDS)
+        app = build_application(config, service)
         log.info("starting the Telegram bot (long polling)")
         serve(app)
     finally:
-        index.close()
+        refresher.stop()
+        service.close()

@@ -74,11 +74,11 @@ async def more(update: Update, context: ContextTypes.DEFAULT_TYPE, data: More, m
         return f"Too many questions; please wait {decision.retry_in} s."
     state.busy.add(key)
     try:
-        question = await asyncio.to_thread(state.index.get_question, data.question_id)
+        question = await asyncio.to_thread(state.service.logged_question, data.question_id)
         if question is None:
             return "I no longer have that question; please ask it again."
         page = state.settings.page_size
-        answer = await asyncio.to_thread(state.index.ask, question, page, data.offset)
+        answer = await asyncio.to_thread(state.service.ask, question, k=page, offset=data.offset)
         quotes = answer.quotes if answer.answered else ()
         current = message.reply_markup
         vote = _vote_of(current)
@@ -133,10 +133,10 @@ def _shown_ids(state: BotState, question_id: int, offset: int) -> tuple[int, ...
     remembered = state.shown.get((question_id, offset))
     if remembered is not None:
         return remembered
-    question = state.index.get_question(question_id)
+    question = state.service.logged_question(question_id)
     if question is None:
         return ()
-    answer = state.index.ask(question, state.settings.page_size, offset)
+    answer = state.service.ask(question, k=state.settings.page_size, offset=offset)
     return tuple(q.passage_id for q in answer.quotes)
 
 
@@ -153,7 +153,7 @@ async def feedback(
         return "Already noted, thank you!"
     passage_ids = await asyncio.to_thread(_shown_ids, state, data.question_id, data.offset)
     await asyncio.to_thread(
-        state.index.record_feedback,
+        state.service.record_feedback,
         data.question_id,
         data.value,
         chat_id=message.chat.id,

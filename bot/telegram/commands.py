@@ -1,11 +1,9 @@
-"""Commands about the index: /sources and /about for everyone, /add, /remove, /stats for admins."""
+"""Commands about the articles: /sources and /about for everyone, /add, /remove, /stats for admins."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, Update
@@ -30,7 +28,7 @@ def _date(value: Any) -> str:
 def render_sources_page(state: BotState, offset: int) -> tuple[str, InlineKeyboardMarkup | None]:
     """Return one page of /sources (newest first) and its paging buttons (runs in a thread)."""
     page = state.settings.sources_page
-    found = state.index.sources(limit=page + 1, offset=offset)
+    found = state.service.sources(limit=page + 1, offset=offset)
     shown = found[:page]
     if not shown:
         text = "I haven't read any articles yet." if offset == 0 else "There are no older articles."
@@ -76,7 +74,7 @@ async def about(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Tell how many articles and passages are indexed, with which model, updated when."""
     if not await admit(update, context):
         return
-    stats = await asyncio.to_thread(get_state(context).index.stats)
+    stats = await asyncio.to_thread(get_state(context).service.stats)
     updated = f"{stats.updated_at:%d %b %Y %H:%M} UTC" if stats.updated_at else "never"
     model = stats.model.split("|")[0]
     text = (
@@ -93,7 +91,7 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Show questions asked, the not-found rate and feedback counts (admins only)."""
     if not await admit(update, context, admin=True):
         return
-    usage = await asyncio.to_thread(get_state(context).index.usage)
+    usage = await asyncio.to_thread(get_state(context).service.usage)
     rate = f" ({usage.not_found / usage.questions:.0%})" if usage.questions else ""
     text = (
         f"Questions: {usage.questions:,}\n"
@@ -116,7 +114,7 @@ async def remove(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         )
         return
     try:
-        article = await asyncio.to_thread(get_state(context).index.remove, target)
+        article = await asyncio.to_thread(get_state(context).service.remove, target)
     except NotFoundError:
         await reply(
             update,
@@ -128,29 +126,13 @@ async def remove(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await reply(update, context, (Html.text("Removed ") + label + Html.text(".")).markup)
 
 
-def _web_ingest() -> Callable[..., Any] | None:
-    """Return ``retrieval.ingest.web.ingest_url`` if the core has web ingestion, else None."""
-    try:
-        module = importlib.import_module("retrieval.ingest.web")
-    except ImportError:
-        return None
-    found = getattr(module, "ingest_url", None)
-    return found if callable(found) else None
-
-
 async def add(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Read a web page into the index (admins only; needs the core's web ingestion)."""
+    """Read a web page or a feed into the index (admins only)."""
     if not await admit(update, context, admin=True):
         return
     url = (context.args or [""])[0]
     if not url.startswith(("http://", "https://")):
         await reply(update, context, "Usage: <code>/add https://example.org/article</code>")
         return
-    ingest_url = _web_ingest()
-    if ingest_url is None:
-        await reply(update, context, "Adding pages is not available yet in this version of the bot.")
-        return
-    state = get_state(context)
-    report = await asyncio.to_thread(ingest_url, state.index, url, state.config)
-    summary = report.summary() if hasattr(report, "summary") else str(report)
-    await reply(update, context, Html.text(f"Read {_clip(url, 300)}: {summary}").markup)
+    report = await asyncio.to_thread(get_state(context).service.ingest_url, url)
+    await reply(update, context, Html.text(f"Read {_clip(url, 300)}: {report.summary()}").markup)

@@ -75,11 +75,10 @@ REPLIES_TO_BOT = _RepliesToBot(name="replies_to_bot")
 
 def _ask_and_log(state: BotState, question: str, chat_id: int, user_id: int | None) -> tuple[Answer, int]:
     """Answer a question and record it (runs in a worker thread: embedding is CPU-bound)."""
-    answer = state.index.ask(question, state.settings.page_size)
-    question_id = state.index.log_question(
-        question, channel="telegram", chat_id=chat_id, user_id=user_id, answer=answer
+    logged = state.service.ask_logged(
+        question, channel="telegram", chat_id=chat_id, user_id=user_id, k=state.settings.page_size
     )
-    return answer, question_id
+    return logged.answer, logged.question_id
 
 
 async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:

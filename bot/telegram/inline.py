@@ -84,7 +84,7 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return
     k = state.settings.inline_results
     try:
-        answer: Answer = await asyncio.to_thread(state.index.ask, text, k, offset)
+        answer: Answer = await asyncio.to_thread(state.service.ask, text, k=k, offset=offset)
     except NewsqaError as exc:
         await hint(friendly(exc), cache=30)
         return

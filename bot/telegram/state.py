@@ -1,18 +1,16 @@
-"""What the bot keeps between updates: the index, the access rules and a little memory."""
+"""What the bot keeps between updates: the service, the access rules and a little memory."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from telegram.ext import ContextTypes
 
+from bot.config import AppConfig
 from bot.telegram.access import Access, RateDecision, RateLimiter
-from retrieval.config import Config
-
-if TYPE_CHECKING:
-    from retrieval import NewsIndex
+from retrieval.service import NewsService
 
 __all__ = ["BotState", "Settings", "get_state"]
 
@@ -34,10 +32,10 @@ class Settings:
 
 @dataclass
 class BotState:
-    """The index, rules and memory shared by all handlers (one per Application)."""
+    """The service, rules and memory shared by all handlers (one per Application)."""
 
-    config: Config
-    index: NewsIndex
+    config: AppConfig
+    service: NewsService
     settings: Settings
     access: Access
     limiter: RateLimiter

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from retrieval.ingest.sentences import split_sentences
-from retrieval.search.lexical import term_coverage, tokenize
+from retrieval.search.tokens import term_coverage, tokenize
+
+# Text -> terms, for many texts at once: ``tokenize``, or a cache of it (a question's texts are
+# tokenised once however many signals read them).
+Terms = Callable[[Sequence[str]], list[list[str]]]
 
 __all__ = [
     "answer_match",
@@ -25,7 +28,6 @@ __all__ = [
     "has_answer_type",
     "sentence_coverage",
     "sentence_scores",
-    "sentence_spans",
 ]
 
 _WORD = re.compile(r"\w+")
@@ -179,11 +181,6 @@ _FUNCTION_WORDS = frozenset(
 _PLACE = re.compile(r"\b(in|at|near|from|outside|inside)\s+(the\s+)?[A-Z][a-z]+")
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Return the sentence spans of a passage (offsets into ``text``)."""
-    return split_sentences(text) or [(0, len(text))]
-
-
 def answer_type(question: str) -> str | None:
     """Return what the question asks for: 'number', 'date', 'person', 'place', 'entity', or None."""
     if _NUMBER_Q.search(question):
@@ -205,7 +202,7 @@ def _new(matches: list[str], question: str) -> bool:
     return any(m.strip().casefold() not in q for m in matches if m.strip())
 
 
-def _counted_noun(question: str) -> str | None:
+def _counted_noun(question: str, terms: Terms = tokenize) -> str | None:
     """Return the stem of the noun a "how many" question counts ("how many jobs does" -> "job")."""
     m = _HOW_MANY.search(question)
     if not m:
@@ -215,11 +212,11 @@ def _counted_noun(question: str) -> str | None:
     # the first word ("how many women took part").
     verb = next((i for i, w in enumerate(words) if w.casefold() in _AUXILIARY), None)
     noun = words[verb - 1] if verb else words[0]
-    stems = tokenize([noun])[0]
+    stems = terms([noun])[0]
     return stems[0] if stems else None
 
 
-def answer_match(sentence: str, kind: str | None, question: str = "") -> float:
+def answer_match(sentence: str, kind: str | None, question: str = "", terms: Terms = tokenize) -> float:
     """Return how well ``sentence`` holds what the question asks for and does not already say.
 
     1.0 for the precise kind (an amount of money for "how much does it cost", a percentage for
@@ -233,12 +230,12 @@ def answer_match(sentence: str, kind: str | None, question: str = "") -> float:
         for question_pattern, sentence_pattern in _NUMBER_KINDS:
             if question_pattern.search(question):
                 return 1.0 if sentence_pattern.search(sentence) else 0.5
-        noun = _counted_noun(question)
+        noun = _counted_noun(question, terms)
         if noun is not None:
-            tokens = tokenize([sentence])[0]
+            tokens = terms([sentence])[0]
             words = _WORD.findall(sentence.casefold())
             near = any(
-                _NUMBER_TOKEN.fullmatch(w) and noun in tokenize([" ".join(words[i + 1 : i + 4])])[0]
+                _NUMBER_TOKEN.fullmatch(w) and noun in terms([" ".join(words[i + 1 : i + 4])])[0]
                 for i, w in enumerate(words)
             )
             return 1.0 if near else (0.5 if noun in tokens else 0.25)
@@ -274,6 +271,7 @@ def sentence_scores(
     lexical_weight: float = 0.5,
     type_weight: float = 0.5,
     spread_power: float = 0.5,
+    terms: Terms = tokenize,
 ) -> np.ndarray:
     """Return how well each sentence answers ``question`` (higher is better).
 
@@ -283,10 +281,10 @@ def sentence_scores(
     only one of them holds.
     """
     dense = sentence_vectors @ question_vector
-    held = [set(terms) for terms in tokenize(list(sentences))]
-    lexical = sentence_coverage(set(tokenize([question])[0]), held, idf, spread_power)
+    held = [set(found) for found in terms(list(sentences))]
+    lexical = sentence_coverage(set(terms([question])[0]), held, idf, spread_power)
     kind = answer_type(question)
-    typed = np.array([answer_match(s, kind, question) for s in sentences], dtype=np.float32)
+    typed = np.array([answer_match(s, kind, question, terms) for s in sentences], dtype=np.float32)
     # Very short fragments ("He said.") rarely carry an answer on their own.
     length = np.array([min(1.0, math.log1p(len(_WORD.findall(s))) / math.log1p(8)) for s in sentences])
     return np.asarray(

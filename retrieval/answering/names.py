@@ -10,9 +10,9 @@ the lexical index's terms, so "Norland's" matches "Norland".
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-from retrieval.search.lexical import tokenize
+from retrieval.search.tokens import tokenize
 
 __all__ = ["name_share", "question_names"]
 
@@ -20,17 +20,17 @@ _LINK = r"(?:\s+(?:of|the|de|del|da|von|van|and|&))*"
 _NAME = re.compile(rf"\b[A-Z][\w'’.-]*(?:{_LINK}\s+[A-Z][\w'’.-]*)*|\b\d[\d,.]*\d\b|\b\d\b")
 
 
-def question_names(question: str) -> list[frozenset[str]]:
+def question_names(question: str, terms: Callable[[Sequence[str]], list[list[str]]] = tokenize) -> list[frozenset[str]]:
     """Return the lexical terms of each name or number in ``question`` (its first word excepted)."""
     names: list[frozenset[str]] = []
     first = len(question) - len(question.lstrip())
-    for found in _NAME.finditer(question):
-        text = found.group(0)
-        if found.start() == first:  # the first word is capitalised because it starts the sentence
+    for match in _NAME.finditer(question):
+        text = match.group(0)
+        if match.start() == first:  # the first word is capitalised because it starts the sentence
             text = text.partition(" ")[2]
-        terms = frozenset(tokenize([text])[0]) if text else frozenset()
-        if terms and terms not in names:
-            names.append(terms)
+        name = frozenset(terms([text])[0]) if text else frozenset()
+        if name and name not in names:
+            names.append(name)
     return names
 
 

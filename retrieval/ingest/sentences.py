@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["split_sentences"]
+__all__ = ["sentence_spans", "split_sentences"]
 
 _LINE = re.compile(r"[^\n]+")
 # Fallback when blingfire is unavailable or disagrees with the text: end of sentence punctuation,
@@ -78,3 +78,8 @@ def _regex(line: str) -> list[tuple[int, int]]:
         pos = m.end()
     spans.append((pos, len(line)))
     return spans
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Return the sentence spans of a passage (offsets into ``text``)."""
+    return split_sentences(text) or [(0, len(text))]

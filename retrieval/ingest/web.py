@@ -26,17 +26,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
 import httpx
 
-from retrieval.config import Config, WebConfig
+from retrieval.config import WebConfig
 from retrieval.errors import LoaderError
-
-if TYPE_CHECKING:
-    from retrieval.newsindex import IngestReport, NewsIndex
+from retrieval.ingest.cache import Validators
 
 __all__ = [
     "BlockedURLError",
@@ -45,10 +43,8 @@ __all__ = [
     "Fetcher",
     "Resolver",
     "TooLargeError",
-    "Validators",
     "check_address",
     "check_url",
-    "ingest_url",
 ]
 
 log = logging.getLogger(__name__)
@@ -89,23 +85,6 @@ class BlockedURLError(FetchError):
 
 class TooLargeError(FetchError):
     """The response body is larger than ``web.max_bytes``."""
-
-
-@dataclass(frozen=True)
-class Validators:
-    """What a server said about a response, for a conditional GET next time."""
-
-    etag: str | None = None
-    last_modified: str | None = None
-
-    def headers(self) -> dict[str, str]:
-        """Return the conditional request headers."""
-        out: dict[str, str] = {}
-        if self.etag:
-            out["If-None-Match"] = self.etag
-        if self.last_modified:
-            out["If-Modified-Since"] = self.last_modified
-        return out
 
 
 @dataclass(frozen=True)
@@ -443,20 +422,3 @@ def _short(url: str, limit: int = 200) -> str:
     except ValueError:
         pass
     return url if len(url) <= limit else url[: limit - 1] + "…"
-
-
-def ingest_url(index: NewsIndex, url: str, config: Config) -> IngestReport:
-    """Fetch a page or a feed and ingest its articles; readers of ``index`` see them at once."""
-    from retrieval.ingest.feeds import ingest_source
-    from retrieval.newsindex import NewsIndex
-
-    # A separate writer: the caller's index may be answering in other threads, and its
-    # in-memory indexes are swapped by refresh() rather than changed under the readers.
-    writer = NewsIndex.open(index.config, encoder=index.encoder, create=True)
-    try:
-        with Fetcher(config.web) as fetcher:
-            report = ingest_source(writer, url, fetcher)
-    finally:
-        writer.close()
-    index.refresh()
-    return report

@@ -10,21 +10,18 @@ from __future__ import annotations
 import abc
 import logging
 import os
-import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from retrieval.config import DEFAULT_MODEL, ModelConfig
+from retrieval.config import DEFAULT_MODEL
 from retrieval.errors import ConfigError
 
 __all__ = [
     "Encoder",
     "SentenceTransformerEncoder",
     "embed_spans_alone",
-    "load_encoder",
     "normalise_rows",
     "packaged_model_path",
     "quiet_hub",
@@ -222,36 +219,3 @@ class SentenceTransformerEncoder(Encoder):
         if any(any(m) for m in missing):
             embed_spans_alone(self, texts, spans, missing, pooled)
         return out, pooled
-
-
-_LOADED: dict[tuple[object, ...], Encoder] = {}
-_LOADED_LOCK = threading.Lock()
-
-
-def load_encoder(config: ModelConfig, threads: int | None = None, cache_dir: Path | None = None) -> Encoder:
-    """Return the encoder the configuration names, loaded once per process."""
-    n = config.query_threads if threads is None else threads
-    if cache_dir is None and config.cache_dir:
-        cache_dir = Path(config.cache_dir).expanduser()
-    key = (config.name, config.backend, config.quantization, config.batch_size, str(cache_dir))
-    with _LOADED_LOCK:
-        if key not in _LOADED:
-            _LOADED[key] = _build_encoder(config, n, cache_dir)
-        encoder = _LOADED[key]
-    encoder.set_threads(n)
-    return encoder
-
-
-def _build_encoder(config: ModelConfig, n: int, cache_dir: Path | None) -> Encoder:
-    quiet_hub()
-    if config.backend == "torch":
-        if config.quantization != "none":
-            raise ConfigError(f'model.quantize = {config.quantize!r} needs model.backend = "onnx"')
-        return SentenceTransformerEncoder(config.name, config.batch_size, n)
-    if config.backend == "onnx":
-        try:
-            from retrieval.models.onnx_encoder import OnnxEncoder
-        except ImportError as exc:
-            raise ConfigError(f'model.backend = "onnx" needs onnxruntime and tokenizers: {exc}') from None
-        return OnnxEncoder.from_config(config, threads=n, cache_dir=cache_dir)
-    raise ConfigError(f'model.backend must be "torch" or "onnx", not {config.backend!r}')

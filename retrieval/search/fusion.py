@@ -1,25 +1,23 @@
-"""Hybrid search: dense (FAISS) and lexical (BM25) candidates, fused into one ranking."""
+"""Fusion: one ranking from the dense and lexical candidate lists, by the rules every backend follows.
+
+The local backend fuses in Python (``retrieval.search.hybrid``); PostgreSQL fuses with the same
+formulas in its one search statement (``retrieval.storage.pg.search``).
+"""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
 
 from retrieval.config import SearchConfig
-from retrieval.domain import Article, Hit, Passage
+from retrieval.domain import Article, Hit
 from retrieval.query import Query
-from retrieval.search.lexical import LexicalIndex
-from retrieval.search.vector import FaissIndex
-from retrieval.storage.local.store import Store
 
-__all__ = ["FUSIONS", "Retriever", "Scored", "SearchStats", "background_of", "prefer_recent"]
+__all__ = ["FUSIONS", "Scored", "SearchStats", "background_of", "fuse", "passes", "recency_factor"]
 
 FUSIONS = ("weighted", "rrf", "dense", "lexical")
-_YEAR = re.compile(r"\b(1[89]\d\d|2\d\d\d)\b")
 
 
 @dataclass
@@ -62,138 +60,51 @@ class Scored:
     vector: np.ndarray
 
 
-class Retriever:
-    """Find the passages that best match a query."""
+def fuse(
+    method: str,
+    cand: np.ndarray,
+    dense: np.ndarray,
+    lex: np.ndarray,
+    d_ids: np.ndarray,
+    l_ids: np.ndarray,
+    config: SearchConfig,
+) -> np.ndarray:
+    """Return the fused score of each candidate (ids ``cand``) by ``method``.
 
-    def __init__(self, store: Store, vectors: FaissIndex, lexical: LexicalIndex, config: SearchConfig) -> None:
-        self.store = store
-        self.vectors = vectors
-        self.lexical = lexical
-        self.config = config
-
-    def search(
-        self,
-        query: Query,
-        query_vector: np.ndarray,
-        k: int,
-        fusion: str | None = None,
-        stats: SearchStats | None = None,
-    ) -> list[Scored]:
-        """Return up to ``k`` hits for ``query``, best first; fill ``stats`` if given."""
-        method = fusion or self.config.fusion
-        if method not in FUSIONS:
-            raise ValueError(f"fusion must be one of {FUSIONS}")
-        # Filters drop candidates after retrieval, so look deeper when they are on.
-        depth = max(k, self.config.candidates) * (8 if query.filtered else 1)
-        d_ids, d_scores = (
-            self.vectors.search(query_vector, depth) if method != "lexical" else (np.empty(0, np.int64), np.empty(0))
-        )
-        if stats is not None and len(d_scores):
-            stats.top, stats.background = float(d_scores[0]), background_of(d_scores)
-        if method != "dense":
-            l_ids, _, all_lex = self.lexical.search(query.text, depth)
-        else:
-            l_ids, all_lex = np.empty(0, np.int64), np.empty(0)
-        candidates = list(dict.fromkeys([int(i) for i in d_ids] + [int(i) for i in l_ids]))
-        if not candidates:
-            return []
-        cand = np.array(candidates, dtype=np.int64)
-        vecs = self.vectors.reconstruct(cand)
-        dense = vecs @ query_vector
-        lex = self.lexical.score_of(all_lex, candidates) if len(all_lex) else np.zeros(len(cand), np.float32)
-        fused = self._fuse(method, cand, dense, lex, d_ids, l_ids)
-        passages = self.store.passages(candidates)
-        articles = self.store.articles(p.article_id for p in passages.values())
-        if self.config.recency_half_life_days > 0:
-            fused = fused * self._recency(cand, passages, articles)
-        order = np.argsort(-fused, kind="stable")
-        out: list[Scored] = []
-        for i in order:
-            pid = int(cand[i])
-            passage = passages.get(pid)
-            if passage is None:  # removed by another process since the index was loaded
-                continue
-            article = articles[passage.article_id]
-            if not _passes(query, article):
-                continue
-            hit = Hit(passage, float(dense[i]), float(lex[i]), float(fused[i]), len(out) + 1)
-            out.append(Scored(hit, article, vecs[i]))
-            if len(out) >= k:
-                break
-        return out
-
-    def _fuse(
-        self, method: str, cand: np.ndarray, dense: np.ndarray, lex: np.ndarray, d_ids: np.ndarray, l_ids: np.ndarray
-    ) -> np.ndarray:
-        if method == "dense":
-            return dense.astype(np.float32)
-        top_lex = float(lex.max()) if len(lex) else 0.0
-        lex_norm = lex / top_lex if top_lex > 0 else np.zeros_like(lex)
-        if method == "lexical":
-            return lex_norm.astype(np.float32)
-        if method == "rrf":
-            k = self.config.rrf_k
-            d_rank = {int(p): r for r, p in enumerate(d_ids, start=1)}
-            l_rank = {int(p): r for r, p in enumerate(l_ids, start=1)}
-            big = len(cand) + 1000
-            return np.array(
-                [1 / (k + d_rank.get(int(p), big)) + 1 / (k + l_rank.get(int(p), big)) for p in cand],
-                dtype=np.float32,
-            )
-        w = self.config.dense_weight
-        # Cosine is already on a fixed scale; BM25 is not, so it is divided by the best
-        # candidate's score for this query.
-        return (w * dense + (1 - w) * lex_norm).astype(np.float32)
-
-    def _recency(self, cand: np.ndarray, passages: dict[int, Passage], articles: dict[str, Article]) -> np.ndarray:
-        now = datetime.now(timezone.utc)
-        half = self.config.recency_half_life_days
-        factors = []
-        for pid in cand:
-            p = passages.get(int(pid))
-            published = articles[p.article_id].published if p else None
-            if published is None:
-                factors.append(0.9)
-                continue
-            age = max(0.0, (now - published).total_seconds() / 86400)
-            factors.append(0.8 + 0.2 * 0.5 ** (age / half))
-        return np.array(factors, dtype=np.float32)
-
-
-def prefer_recent(query: Query, hits: Sequence[Scored], weight: float, half_life_days: float) -> list[Scored]:
-    """Add ``weight * 0.5^(age / half_life)`` to each hit's fused score and sort again.
-
-    The age is counted from the newest dated article among the hits, not from the clock: news
-    questions are mostly about the latest events the collection holds, and an archive searched
-    years later keeps the same order. Undated articles get nothing. A question that names a year
-    before the newest article's is about the past, and is left as it is. Done on the hits any
-    backend returns, so every backend ranks the same.
+    ``dense`` and ``lex`` are the candidates' cosine and BM25 scores; ``d_ids`` and ``l_ids`` the
+    dense and lexical lists in rank order (for reciprocal rank fusion).
     """
-    dated = [_utc(s.article.published) for s in hits if s.article.published is not None]
-    if weight <= 0 or half_life_days <= 0 or not dated:
-        return list(hits)
-    newest = max(dated)
-    if any(int(y) < newest.year for y in _YEAR.findall(query.text)):
-        return list(hits)
-    boosted: list[tuple[float, Scored]] = []
-    for s in hits:
-        bonus = 0.0
-        if s.article.published is not None:
-            age = max(0.0, (newest - _utc(s.article.published)).total_seconds() / 86400)
-            bonus = weight * 0.5 ** (age / half_life_days)
-        boosted.append((s.hit.fused + bonus, s))
-    boosted.sort(key=lambda pair: -pair[0])  # stable: ties keep the backend's order
-    return [
-        replace(s, hit=replace(s.hit, fused=float(score), rank=rank))
-        for rank, (score, s) in enumerate(boosted, start=1)
-    ]
+    if method == "dense":
+        return dense.astype(np.float32)
+    top_lex = float(lex.max()) if len(lex) else 0.0
+    lex_norm = lex / top_lex if top_lex > 0 else np.zeros_like(lex)
+    if method == "lexical":
+        return lex_norm.astype(np.float32)
+    if method == "rrf":
+        k = config.rrf_k
+        d_rank = {int(p): r for r, p in enumerate(d_ids, start=1)}
+        l_rank = {int(p): r for r, p in enumerate(l_ids, start=1)}
+        big = len(cand) + 1000
+        return np.array(
+            [1 / (k + d_rank.get(int(p), big)) + 1 / (k + l_rank.get(int(p), big)) for p in cand],
+            dtype=np.float32,
+        )
+    w = config.dense_weight
+    # Cosine is already on a fixed scale; BM25 is not, so it is divided by the best
+    # candidate's score for this query.
+    return (w * dense + (1 - w) * lex_norm).astype(np.float32)
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+def recency_factor(published: datetime | None, now: datetime, half_life_days: float) -> float:
+    """Return the factor ``search.recency_half_life_days`` multiplies a fused score by (0.8 to 1)."""
+    if published is None:
+        return 0.9
+    age = max(0.0, (now - published).total_seconds() / 86400)
+    return float(0.8 + 0.2 * 0.5 ** (age / half_life_days))
 
 
-def _passes(query: Query, article: Article) -> bool:
+def passes(query: Query, article: Article) -> bool:
+    """Return True when an article passes the question's ``source:``, ``since:`` and ``until:`` filters."""
     if query.source is not None:
         needle = query.source.lower()
         haystack = f"{article.source or ''} {article.url}".lower()
@@ -207,3 +118,8 @@ def _passes(query: Query, article: Article) -> bool:
         if query.until is not None and article.published > query.until:
             return False
     return True
+
+
+def utc_now() -> datetime:
+    """Return the current time in UTC (recency is counted from it)."""
+    return datetime.now(timezone.utc)

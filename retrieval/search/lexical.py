@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +27,9 @@ import numpy as np
 
 from retrieval.atomic import write_atomic
 from retrieval.config import IndexConfig
+from retrieval.search.tokens import tokenize
 
-__all__ = ["LexicalIndex", "term_coverage", "tokenize"]
+__all__ = ["LexicalIndex"]
 
 log = logging.getLogger(__name__)
 
@@ -39,52 +38,6 @@ B = 0.75
 # What a passage's row holds: its own text, without the article title (indexes saved before
 # this had no such mark, and are rebuilt from the store when loaded).
 INDEXED_TEXT = "passage"
-
-
-# bm25s's tokenizer, word for word: runs of two or more word characters, lower-cased.
-_WORDS = re.compile(r"(?u)\b\w\w+\b")
-
-
-@lru_cache(maxsize=1)
-def _stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN
-
-    # bm25s sets its own logger to DEBUG on import; its messages are not ours to show.
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
-    return frozenset(STOPWORDS_EN)
-
-
-@lru_cache(maxsize=1)
-def _stemmer() -> Any:
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
-def tokenize(texts: Sequence[str]) -> list[list[str]]:
-    """Return lower-cased, stop-word-free, stemmed tokens of each text.
-
-    The same tokens as ``bm25s.tokenize(texts, stopwords="en", stemmer=Snowball English,
-    return_ids=False)`` (tests/test_lexical_scale.py compares them), without its per-call cost
-    (progress bars and a stop-word set built per text: 43 µs against 10 µs for one question).
-    Answering calls this a few dozen times per question, on the question and on sentences.
-    """
-    stop = _stopwords()
-    words = [[w for w in _WORDS.findall(text.lower()) if w not in stop] for text in texts]
-    unique = list(dict.fromkeys(w for doc in words for w in doc))
-    stems = dict(zip(unique, _stemmer().stemWords(unique), strict=True))
-    return [[stems[w] for w in doc] for doc in words]
-
-
-def term_coverage(query_terms: Iterable[str], text_terms: Iterable[str], idf: dict[str, float] | None) -> float:
-    """Return the IDF-weighted share of the query's terms that occur among ``text_terms``."""
-    terms = set(query_terms)
-    if not terms:
-        return 0.0
-    present = terms.intersection(text_terms)
-    weights = idf or {}
-    total = sum(weights.get(t, 1.0) for t in terms)
-    return sum(weights.get(t, 1.0) for t in present) / total if total else 0.0
 
 
 def _idf(df: np.ndarray | float, n: float) -> Any:
@@ -356,7 +309,10 @@ class LexicalIndex:
 
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return ``(ids, scores, all_scores)``: the ``k`` best passages and every row's score."""
-        tokens = tokenize([query])[0]
+        return self.search_terms(tokenize([query])[0], k)
+
+    def search_terms(self, tokens: list[str], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return what :meth:`search` does, for a query already made into terms."""
         all_scores = self._scores(tokens)
         if not len(all_scores) or k < 1:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32), all_scores

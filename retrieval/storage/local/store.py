@@ -14,18 +14,18 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
 
 import numpy as np
 
 from retrieval.domain import Article, Passage
 from retrieval.errors import NotFoundError, StoreError
 from retrieval.models.sentvecs import SentenceVectors
+from retrieval.storage.base import SourceInfo, UsageStats
+from retrieval.storage.rows import article_from_row
 
-__all__ = ["SCHEMA_VERSION", "SourceInfo", "Store", "UsageStats", "article_from_row", "index_text", "parse_time"]
+__all__ = ["SCHEMA_VERSION", "Store"]
 
 SCHEMA_VERSION = 2  # 2: passages.sentences (pooled sentence vectors, see sentvecs)
 
@@ -79,51 +79,8 @@ CREATE TABLE IF NOT EXISTS feedback (
 """
 
 
-@dataclass(frozen=True)
-class SourceInfo:
-    """An article and how many passages of it are indexed."""
-
-    article: Article
-    passages: int
-
-
-@dataclass(frozen=True)
-class UsageStats:
-    """How the bot has been used."""
-
-    questions: int
-    not_found: int
-    feedback_up: int
-    feedback_down: int
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """Return a stored ISO 8601 time as a datetime."""
-    return datetime.fromisoformat(value) if value else None
-
-
-class Row(Protocol):
-    """A database row read by column name (sqlite3.Row, psycopg's dict rows)."""
-
-    def __getitem__(self, key: str) -> Any: ...
-
-
-def article_from_row(row: Row, id_column: str = "id") -> Article:
-    """Return the article a row of the articles table (or a query joining it) holds."""
-    return Article(
-        id=row[id_column],
-        url=row["url"],
-        text=row["text"],
-        title=row["title"],
-        source=row["source"],
-        published=parse_time(row["published"]),
-        language=row["language"],
-        fetched_at=parse_time(row["fetched_at"]),
-    )
 
 
 # How long a connection waits for another one's lock before giving up.
@@ -504,13 +461,3 @@ class Store:
             q = con.execute("SELECT COUNT(*), COALESCE(SUM(1 - answered), 0) FROM questions").fetchone()
             f = con.execute("SELECT COALESCE(SUM(value = 1), 0), COALESCE(SUM(value = -1), 0) FROM feedback").fetchone()
         return UsageStats(int(q[0]), int(q[1]), int(f[0]), int(f[1]))
-
-
-def index_text(title: str | None, text: str) -> str:
-    """Return what is embedded for a passage: the article title gives later passages their context.
-
-    BM25 indexes the passage alone: the title repeated in every passage of an article would lift
-    them all alike on the title's terms and crowd out the one passage that holds the answer
-    (RealTimeQA lexical Recall@5 0.776 with the title, 0.800 without).
-    """
-    return f"{title}\n{text}" if title else text

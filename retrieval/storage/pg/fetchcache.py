@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from retrieval.ingest.feeds import CacheRow, FetchCache
-from retrieval.ingest.web import Validators
-from retrieval.storage.local.store import parse_time
+from retrieval.ingest.cache import CacheRow, Validators
 from retrieval.storage.pg.store import PgStore
+from retrieval.storage.rows import parse_time
 
 __all__ = ["PgFetchCache"]
 
 
-class PgFetchCache(FetchCache):
+class PgFetchCache:
     """The ``web_fetches`` table of the database (made by migration 1), shared by every process."""
-
-    store: PgStore
 
     def __init__(self, store: PgStore) -> None:
         self.store = store
@@ -52,3 +49,10 @@ class PgFetchCache(FetchCache):
                     for r in rows
                 ],
             )
+
+    def validators_for_page(self, url: str) -> Validators | None:
+        """Return a page's validators if its article is still stored (else fetch it whole)."""
+        row = self.get(url)
+        if row is None or row.article_id is None or self.store.article_state(row.article_id) is None:
+            return None
+        return row.validators

@@ -58,8 +58,8 @@ def _terms_without_title(con: Any) -> None:
     """
     # Imported here: the store imports this module, and newsqa's commands do not load the tokenizer
     # unless they need it.
-    from retrieval.search.lexical import tokenize
-    from retrieval.storage.pg.store import terms_literal
+    from retrieval.search.tokens import tokenize
+    from retrieval.storage.pg.literals import terms_literal
 
     con.execute(
         "CREATE TEMP TABLE retokenised (id bigint PRIMARY KEY, terms tsvector NOT NULL, n_terms integer NOT NULL)"

@@ -20,12 +20,12 @@ import numpy as np
 from retrieval.config import SearchConfig
 from retrieval.domain import Hit, Passage
 from retrieval.query import Query
-from retrieval.search.fusion import FUSIONS, Retriever, Scored, SearchStats, background_of
-from retrieval.search.lexical import LexicalIndex, tokenize
-from retrieval.storage.local.store import article_from_row
-from retrieval.storage.pg.store import PgStore, vector_literal
+from retrieval.search.fusion import FUSIONS, Scored, SearchStats, background_of
+from retrieval.storage.pg.literals import vector_literal
+from retrieval.storage.pg.store import PgStore
+from retrieval.storage.rows import article_from_row
 
-__all__ = ["PgLexical", "PgRetriever"]
+__all__ = ["PgRetriever"]
 
 K1, B = "1.2::float8", "0.75::float8"  # as LexicalIndex.build (float8: numeric arithmetic is slow)
 
@@ -181,15 +181,13 @@ LIMIT %(k)s
 """
 
 
-class PgLexical(LexicalIndex):
-    """The database's term statistics seen as a lexical index: answering asks it for IDF only."""
+class PgRetriever:
+    """Find the passages that best match a query with one statement in the database."""
 
-    def __init__(self, store: PgStore) -> None:
-        # Nothing of LexicalIndex's in-memory model is used: the terms are in the database.
-        self.ids = np.empty(0, dtype=np.int64)
-        self.generation = store.generation()
+    def __init__(self, store: PgStore, config: SearchConfig) -> None:
         self.store = store
-        self.known: dict[str, float] = {}
+        self.config = config
+        self.known: dict[str, float] = {}  # the IDF of the terms seen, from the last statements
 
     def idf(self, terms: Sequence[str]) -> dict[str, float]:
         """Return the inverse document frequency of each stemmed term, as the local index does."""
@@ -201,25 +199,12 @@ class PgLexical(LexicalIndex):
                     self.known[str(term)] = float(weight)
         return {t: self.known[t] for t in terms}
 
-
-class PgRetriever(Retriever):
-    """Find the passages that best match a query with one statement in the database."""
-
-    store: PgStore
-    lexical: PgLexical
-
-    def __init__(self, store: PgStore, config: SearchConfig) -> None:
-        # Retriever's own indexes live in memory; here both are in the database.
-        self.store = store
-        self.config = config
-        self.lexical = PgLexical(store)
-
     def search(
         self,
         query: Query,
         query_vector: np.ndarray,
         k: int,
-        fusion: str | None = None,
+        fusion: str,
         stats: SearchStats | None = None,
     ) -> list[Scored]:
         """Return up to ``k`` hits for ``query``, best first; fill ``stats`` if given."""
@@ -236,7 +221,7 @@ class PgRetriever(Retriever):
             scores = np.asarray(rows[0]["dense_scores"], dtype=np.float32)
             stats.top, stats.background = float(scores[0]), background_of(scores)
         if rows and rows[0]["idf"]:
-            self.lexical.known.update({str(t): float(w) for t, w in json.loads(rows[0]["idf"]).items()})
+            self.known.update({str(t): float(w) for t, w in json.loads(rows[0]["idf"]).items()})
         out: list[Scored] = []
         for rank, r in enumerate(rows, start=1):
             passage = Passage(int(r["id"]), r["article_id"], r["ordinal"], r["start"], r["end"], r["passage_text"])
@@ -257,14 +242,12 @@ class PgRetriever(Retriever):
         if len(scores):
             stats.top, stats.background = float(scores[0]), background_of(scores)
 
-    def statement(
-        self, query: Query, query_vector: np.ndarray, k: int, fusion: str | None = None
-    ) -> tuple[str, dict[str, Any]]:
+    def statement(self, query: Query, query_vector: np.ndarray, k: int, fusion: str) -> tuple[str, dict[str, Any]]:
         """Return the one statement (and its parameters) that answers :meth:`search`."""
-        method = fusion or self.config.fusion
+        method = fusion
         if method not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}")
-        tokens = tokenize([query.text])[0]
+        tokens = query.terms
         filters: list[str] = []
         params: dict[str, Any] = {
             "terms": list(dict.fromkeys(tokens)),

@@ -1,4 +1,4 @@
-"""The PostgreSQL store: the local ``Store``'s operations over tables shared by many processes.
+"""The PostgreSQL store: articles, passages and the questions log in tables shared by many processes.
 
 Each passage row carries its vector (pgvector, HNSW index) and its terms (a ``tsvector`` of
 newsqa's own tokens with their positions, GIN index), so both indexes change in the same
@@ -18,9 +18,10 @@ import numpy as np
 from retrieval.domain import Article, Passage
 from retrieval.errors import EmptyIndexError, NotFoundError, StoreError
 from retrieval.models.sentvecs import SentenceVectors
-from retrieval.search.lexical import tokenize
-from retrieval.storage.local.store import SourceInfo, Store, UsageStats, article_from_row
+from retrieval.search.tokens import tokenize
+from retrieval.storage.base import SourceInfo, UsageStats
 from retrieval.storage.pg.connect import Database
+from retrieval.storage.pg.literals import terms_literal, vector_literal
 from retrieval.storage.pg.migrations import (
     INDEX_DDL,
     LATEST,
@@ -30,8 +31,9 @@ from retrieval.storage.pg.migrations import (
     upgrade,
     wait_for_migrations,
 )
+from retrieval.storage.rows import article_from_row
 
-__all__ = ["PgStore", "quote_term", "terms_literal", "vector_literal"]
+__all__ = ["PgStore"]
 
 # Writers of one database take this advisory lock for a whole ingest or removal, as local
 # writers take the data directory's lock file.
@@ -40,38 +42,14 @@ WRITER_LOCK = 7_245_102
 _ARTICLE_COLUMNS = "id, url, title, source, published, language, text, fetched_at, duplicate_of"
 
 
-def vector_literal(vector: np.ndarray) -> str:
-    """Return pgvector's text form of a float32 vector (exact: floats print as their shortest repr)."""
-    return "[" + ",".join(map(str, np.asarray(vector, dtype=np.float32).tolist())) + "]"
-
-
-def quote_term(term: str) -> str:
-    """Return a term quoted as a ``tsvector``/``tsquery`` lexeme (taken as is, no parsing)."""
-    return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def terms_literal(tokens: Sequence[str]) -> str:
-    """Return a ``tsvector`` literal of these tokens, each with its positions (so tf = #positions)."""
-    positions: dict[str, list[int]] = {}
-    for i, token in enumerate(tokens, start=1):
-        positions.setdefault(token, []).append(min(i, 16383))
-    return " ".join(f"{quote_term(t)}:{','.join(map(str, p[:256]))}" for t, p in positions.items())
-
-
-def _vector(value: Any) -> np.ndarray:
-    return np.asarray(value, dtype=np.float32)
-
-
-class PgStore(Store):
+class PgStore:
     """Articles and passages in PostgreSQL; safe to share between threads and processes.
 
     Methods that take ``con`` run inside the caller's :meth:`transaction`.
     """
 
     def __init__(self, db: Database, *, create: bool = False) -> None:
-        # Store.__init__ opens a SQLite file; this store has none.
         self.db = db
-        self.path = None  # type: ignore[assignment]
         with db.connection() as con:
             version = current_version(con)
             if 0 < version < LATEST:
@@ -335,31 +313,6 @@ class PgStore(Store):
             int(r["id"]): Passage(int(r["id"]), r["article_id"], r["ordinal"], r["start"], r["end"], r["text"])
             for r in rows
         }
-
-    def iter_passages(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, list[str], np.ndarray]]:
-        """Yield ``(ids, texts, vectors)`` in id order (the texts are the passages' own, as BM25 indexes them)."""
-        last = -1
-        while True:
-            rows = self._rows(
-                "SELECT id, text, embedding::real[] AS embedding FROM passages WHERE id > %s ORDER BY id LIMIT %s",
-                (last, batch),
-                read_only=False,
-            )
-            if not rows:
-                return
-            ids = np.array([r["id"] for r in rows], dtype=np.int64)
-            texts = [r["text"] for r in rows]
-            vectors = np.vstack([_vector(r["embedding"]) for r in rows])
-            last = int(ids[-1])
-            yield ids, texts, vectors
-
-    def passage_vectors(self, ids: Sequence[int]) -> np.ndarray:
-        """Return the stored vectors of these passages, in order."""
-        rows = self._rows(
-            "SELECT id, embedding::real[] AS embedding FROM passages WHERE id = ANY(%s)", ([int(i) for i in ids],)
-        )
-        by_id = {int(r["id"]): r["embedding"] for r in rows}
-        return np.vstack([_vector(by_id[int(i)]) for i in ids])
 
     def sentence_vectors(self, ids: Iterable[int]) -> dict[int, SentenceVectors]:
         """Return the stored sentence vectors of these passages (those stored without have none)."""

@@ -1,16 +1,13 @@
 """``newsqa serve``: the Telegram bot and the feed scheduler in one process, until SIGTERM/SIGINT.
 
-The bot answers from a reader index; feeds are polled on their schedules in a worker thread
-that writes through a separate writer index and then refreshes the reader, so answers never
-see a half-updated index. Another process's writes (``newsqa ingest``) are picked up every
-``serve.refresh_every``.
+The bot answers through the service layer; feeds are polled on their schedules in worker threads
+that write through the service (ingest, then refresh), so answers never see a half-updated
+index. Another process's writes (``newsqa ingest``) are picked up every ``serve.refresh_every``.
 
-Several replicas may serve one store (PostgreSQL, or one machine's data directory). Each feed
-is polled by one of them at a time, under a lock named for the feed, and not again by another
-until its interval has passed since the last complete poll. In webhook mode every replica
-answers what reaches it; in polling mode only the replica holding the poller lock long-polls
-Telegram (a second poller would get 409 Conflict) and the others stand by, trying to take the
-lock every ``serve.takeover_every``; it goes free when the poller dies.
+In webhook mode every replica answers what reaches it; in polling mode only the replica holding
+the poller lock long-polls Telegram (a second poller would get 409 Conflict) and the others
+stand by, trying to take the lock every ``serve.takeover_every``; it goes free when the poller
+dies.
 
 Health, both ways: under systemd (``Type=notify``) the service sends READY=1 once it is
 receiving updates, WATCHDOG=1 while the event loop runs and the updater and the scheduler are
@@ -23,15 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import re
 import secrets
 import signal
-import socket
-import sys
-import threading
 import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime
@@ -40,96 +33,30 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from retrieval.config import Config, FeedConfig
+from bot.config import AppConfig
+from bot.logs import setup_logging
+from bot.serve.feeds import FeedPoller
+from bot.serve.health import sd_notify, start_health_server, watchdog_interval
 from retrieval.errors import ConfigError, NewsqaError
-from retrieval.ingest.schedule import FeedSchedule, FeedStatus, parse_every
-from retrieval.storage.coordination import Coordinator, Lease, coordinator_for
+from retrieval.ingest.schedule import parse_every
+from retrieval.ingest.web import Fetcher
+from retrieval.service import NewsService, Refresher
+from retrieval.storage.coordination import Coordinator, Lease
 
 if TYPE_CHECKING:
     from tornado.httpserver import HTTPServer
 
     from bot.telegram.app import BotApp
-    from retrieval.ingest.web import Fetcher
-    from retrieval.newsindex import IngestReport, NewsIndex
 
-__all__ = ["JsonFormatter", "Service", "run_service", "sd_notify", "setup_service_logging"]
+__all__ = ["Service", "run_service", "webhook_secret"]
 
 log = logging.getLogger(__name__)
 
 STOP_WAIT = 60.0  # seconds a feed ingest in progress may take to finish its batch on stop
-# A feed whose last complete poll (by any replica) is younger than this share of its interval
-# is not polled again yet; below 1 so that replicas' clocks and schedules drifting apart never
-# stretch a feed's interval to two.
-ELSEWHERE_SHARE = 0.8
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, and the traceback if any."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, ensure_ascii=False)
-
-
-def setup_service_logging(level: str, *, json_lines: bool | None = None) -> None:
-    """Log to stderr at ``level``: JSON lines unless stderr is a terminal."""
-    numeric = logging.getLevelName(level.upper())
-    if not isinstance(numeric, int):
-        raise ConfigError(f"log.level must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
-    handler = logging.StreamHandler(sys.stderr)
-    if json_lines if json_lines is not None else not sys.stderr.isatty():
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(numeric)
-    # httpx at INFO writes request URLs, and the Bot API's carry the token.
-    for noisy in ("httpx", "httpcore", "sentence_transformers", "transformers", "faiss", "bm25s"):
-        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
-    for chatty in ("apscheduler", "tornado.access"):
-        logging.getLogger(chatty).setLevel(max(numeric, logging.WARNING))
-
-
-def sd_notify(message: str) -> bool:
-    """Send a state line to systemd's notify socket; return False when not run by systemd."""
-    address = os.environ.get("NOTIFY_SOCKET", "")
-    if not address:
-        return False
-    if address.startswith("@"):
-        address = "\0" + address[1:]  # an abstract socket
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            # Never block the event loop: a receiver that stopped reading must not stall the bot.
-            sock.setblocking(False)
-            sock.connect(address)
-            sock.send(message.encode("utf-8"))
-    except OSError as exc:
-        log.warning("cannot notify systemd: %s", exc)
-        return False
-    return True
-
-
-def watchdog_interval() -> float | None:
-    """Return how often to send WATCHDOG=1 (half systemd's WatchdogSec), None if not asked."""
-    usec = os.environ.get("WATCHDOG_USEC", "")
-    pid = os.environ.get("WATCHDOG_PID", "")
-    if not usec.isdigit() or int(usec) <= 0 or (pid and pid != str(os.getpid())):
-        return None
-    return int(usec) / 2e6
-
-
-def webhook_secret(config: Config) -> str:
+def webhook_secret(config: AppConfig) -> str:
     """Return the webhook secret: $NEWSQA_SERVE_SECRET_TOKEN, the secret file, else a random one."""
     value = os.environ.get("NEWSQA_SERVE_SECRET_TOKEN", "").strip()
     path = config.serve.secret_token_file
@@ -148,7 +75,7 @@ def webhook_secret(config: Config) -> str:
 class Service:
     """The bot, the feed scheduler, the index refresher and the health checks of one process."""
 
-    def __init__(self, config: Config, *, mode: str | None = None) -> None:
+    def __init__(self, config: AppConfig, *, mode: str | None = None) -> None:
         self.config = config
         self.mode = mode or config.serve.mode
         if self.mode not in ("polling", "webhook"):
@@ -159,15 +86,16 @@ class Service:
         self.takeover_every = parse_every(config.serve.takeover_every, "serve.takeover_every")
         # "webhook"; in polling mode "starting", then "poller" or "standby".
         self.role = "webhook" if self.mode == "webhook" else "starting"
-        self.schedule = FeedSchedule.of(config.feeds, time.monotonic())
+        self.feeds = FeedPoller(config.core.feeds, self.takeover_every)
+        self.schedule = self.feeds.schedule
         self.started = time.time()
-        self._stop_thread = threading.Event()
         self._stopping: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._feed_task: asyncio.Task[None] | None = None
         self._health: HTTPServer | None = None
         self._app: BotApp | None = None
-        self._index: NewsIndex | None = None
+        self._news: NewsService | None = None
+        self._refresher: Refresher | None = None
         self._fetcher: Fetcher | None = None
         self._coordinator: Coordinator | None = None
         self._poller_lease: Lease | None = None
@@ -175,22 +103,20 @@ class Service:
 
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> None:
-        """Open (or create) the index, load the model, and serve until a stop signal."""
+        """Open (or create) the store, load the model, and serve until a stop signal."""
         from bot.telegram.app import ALLOWED_UPDATES, build_application
-        from retrieval.ingest.web import Fetcher
-        from retrieval.newsindex import NewsIndex
 
         # Until the event loop installs its own handlers, SIGTERM is a clean exit too.
         signal.signal(signal.SIGTERM, _exit_cleanly)
-        index = NewsIndex.open(self.config, create=True)
-        self._index = index
-        self._coordinator = coordinator_for(self.config)
+        news = NewsService.open(self.config.core, create=True)
+        self._news = news
+        self._coordinator = news.coordinator()
         try:
             # Load the model (and the runtime's session, made on first use) now, not at the first question.
-            index.encoder.embed_one("warm up")
-            app = build_application(self.config, index)
+            news.warm_up()
+            app = build_application(self.config, news)
             self._app = app
-            self._fetcher = Fetcher(self.config.web)
+            self._fetcher = Fetcher(self.config.core.web)
             chained = app.post_init
 
             async def post_init(application: Any) -> None:
@@ -200,13 +126,12 @@ class Service:
 
             app.post_init = post_init
             app.post_stop = self._post_stop
-            articles = index.stats().articles
             log.info(
                 "serving (%s) from %s: %d articles, %d feeds",
                 self.mode,
-                self.config.data_path,
-                articles,
-                len(self.config.feeds),
+                self.config.core.data_path,
+                news.stats().articles,
+                len(self.config.core.feeds),
             )
             if self.mode == "webhook":
                 serve = self.config.serve
@@ -221,10 +146,12 @@ class Service:
             else:
                 asyncio.run(self._run_polling(app))
         finally:
+            if self._refresher is not None:
+                self._refresher.stop()
             if self._fetcher is not None:
                 self._fetcher.close()
             self._release_poller()
-            index.close()
+            news.close()
         log.info("stopped")
 
     async def _run_polling(self, app: BotApp) -> None:
@@ -304,13 +231,17 @@ class Service:
 
     async def _start(self) -> None:
         """Start the scheduler, the refresher, the health server and the watchdog (post_init)."""
+        assert self._news is not None and self._fetcher is not None and self._coordinator is not None
         self._stopping = asyncio.Event()
-        if self.config.feeds:
-            self._feed_task = asyncio.create_task(self._poll_feeds(), name="feeds")
-        self._spawn(self._refresh_loop(), "refresh")
+        if self.config.core.feeds:
+            self._feed_task = asyncio.create_task(
+                self.feeds.run(self._news, self._fetcher, self._coordinator, self._stopping), name="feeds"
+            )
+        self._refresher = Refresher(self._news, self.refresh_every).start()
         self._spawn(self._announce_ready(), "ready")
         if self.config.serve.health_port:
-            self._health = _start_health_server(self)
+            serve = self.config.serve
+            self._health = start_health_server(self.health, serve.health_listen, serve.health_port)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coroutine, name=name))
@@ -318,7 +249,7 @@ class Service:
     async def _post_stop(self, _app: Any) -> None:
         """Stop the feeds (letting an ingest finish its batch), then the helpers (post_stop)."""
         sd_notify("STOPPING=1")
-        self._stop_thread.set()
+        self.feeds.stop_thread.set()
         if self._stopping is not None:
             self._stopping.set()
         if self._feed_task is not None:
@@ -329,92 +260,17 @@ class Service:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._refresher is not None:
+            await asyncio.to_thread(self._refresher.stop)
         if self._health is not None:
             self._health.stop()
-
-    # -- the parts -------------------------------------------------------------------------------
-    async def _poll_feeds(self) -> None:
-        assert self._stopping is not None
-        while not self._stopping.is_set():
-            for status in self.schedule.due(time.monotonic()):
-                if self._stopping.is_set():
-                    break
-                await self._poll_one(status)
-            due = self.schedule.next_due()
-            wait = 3600.0 if due is None else max(0.05, due - time.monotonic())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), wait)
-
-    async def _poll_one(self, status: FeedStatus) -> None:
-        url = status.feed.url
-        try:
-            report = await asyncio.to_thread(self._ingest_feed, status.feed, status.interval)
-        except NewsqaError as exc:
-            self.schedule.failed(status, time.monotonic(), str(exc))
-            log.warning("feed %s failed (%d in a row): %s", url, status.failures, exc)
-            return
-        except Exception as exc:
-            self.schedule.failed(status, time.monotonic(), f"{type(exc).__name__}: {exc}")
-            log.exception("feed %s failed unexpectedly", url)
-            return
-        if isinstance(report, float):
-            self.schedule.polled_elsewhere(status, time.monotonic(), report)
-            log.debug("feed %s: polled by another replica; looking again in %.0f s", url, report)
-            return
-        self.schedule.succeeded(status, time.monotonic(), time.time())
-        for problem in report.problems:
-            log.warning("feed %s: %s", url, problem)
-        changed = report.added + report.updated
-        log.log(logging.INFO if changed else logging.DEBUG, "feed %s: %s", url, report.summary())
-
-    def _ingest_feed(self, feed: FeedConfig, interval: float) -> IngestReport | float:
-        """Poll one feed through a writer index, then let the bot's index see the result.
-
-        Returns the seconds to wait instead when another replica is polling the feed or has
-        polled it within most of its interval.
-        """
-        from retrieval.ingest.feeds import FetchCache, poll_feed
-        from retrieval.newsindex import NewsIndex
-
-        assert self._index is not None and self._fetcher is not None and self._coordinator is not None
-        lease = self._coordinator.try_lock(f"feed {feed.url}")
-        if lease is None:  # look again soon: if that replica dies, its poll is taken over
-            return min(interval, self.takeover_every)
-        try:
-            writer = NewsIndex.open(self.config, encoder=self._index.encoder, create=True)
-            try:
-                last = FetchCache.of(writer.store).fetched_at(feed.url)
-                age = (datetime.now(UTC) - last).total_seconds() if last is not None else None
-                if age is not None and 0 <= age < ELSEWHERE_SHARE * interval:
-                    return interval - age
-                report = poll_feed(writer, feed, self._fetcher, stop=self._stop_thread)
-            finally:
-                writer.close()
-        finally:
-            lease.release()
-        if report.added or report.updated:
-            self._index.refresh()
-        return report
-
-    async def _refresh_loop(self) -> None:
-        assert self._stopping is not None and self._index is not None
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.refresh_every)
-            if self._stopping.is_set():
-                return
-            try:
-                if await asyncio.to_thread(self._index.refresh):
-                    log.info("the index changed on disk; reloaded")
-            except NewsqaError as exc:
-                log.warning("cannot reload the index: %s", exc)
 
     async def _announce_ready(self) -> None:
         app = self._app
         assert app is not None
         while not (app.running and (app.updater is None or app.updater.running or self.role == "standby")):
             await asyncio.sleep(0.05)
-        sd_notify(f"READY=1\nSTATUS=serving ({self.mode}), {len(self.config.feeds)} feeds")
+        sd_notify(f"READY=1\nSTATUS=serving ({self.mode}), {len(self.config.core.feeds)} feeds")
         log.info("ready")
         interval = watchdog_interval()
         if interval is not None:
@@ -449,9 +305,9 @@ class Service:
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """Return the health verdict and a JSON-ready report for /healthz."""
         ok, problem = self.healthy()
-        assert self._index is not None
+        assert self._news is not None
         try:
-            stats = await asyncio.to_thread(self._index.stats)
+            stats = await asyncio.to_thread(self._news.stats)
         except NewsqaError as exc:
             # The bot runs; its store does not answer (a database restart): not ready, and a
             # restart of the bot would not help, so the watchdog is not told.
@@ -487,49 +343,15 @@ def _iso(wall: float | None) -> str | None:
     return datetime.fromtimestamp(wall, UTC).isoformat(timespec="seconds") if wall else None
 
 
-def _start_health_server(service: Service) -> HTTPServer:
-    """Serve GET /healthz on serve.health_listen:health_port, on the bot's event loop."""
-    import tornado.web
-
-    last_ok: list[bool] = [True]
-
-    class HealthHandler(tornado.web.RequestHandler):
-        async def get(self) -> None:
-            ok, body = await service.health()
-            if ok != last_ok[0]:  # the verdict's changes are logged, not every poll of a supervisor
-                last_ok[0] = ok
-                if ok:
-                    log.info("health check ok again")
-                else:
-                    log.warning("health check failing: %s", body["problem"])
-            self.set_status(200 if ok else 503)
-            self.set_header("Content-Type", "application/json")
-            self.set_header("Cache-Control", "no-store")
-            self.finish(json.dumps(body))
-
-    def log_request(handler: tornado.web.RequestHandler) -> None:
-        # Tornado logs every 5xx at ERROR; a 503 from /healthz is the answer "not ready", polled
-        # every few seconds during an outage, and its changes are logged above.
-        if handler.request.path != "/healthz":
-            request = handler.request
-            log.info("%d %s %s (%s)", handler.get_status(), request.method, request.uri, request.remote_ip)
-
-    web = tornado.web.Application([(r"/healthz", HealthHandler)], log_function=log_request)
-    serve = service.config.serve
-    server = web.listen(serve.health_port, address=serve.health_listen, xheaders=False)
-    log.info("health checks on http://%s:%d/healthz", serve.health_listen, serve.health_port)
-    return server
-
-
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-def run_service(config: Config, *, mode: str | None = None, verbose: int = 0) -> None:
+def run_service(config: AppConfig, *, mode: str | None = None, verbose: int = 0) -> None:
     """Configure logging and run the service until SIGTERM or SIGINT."""
     # onnxruntime (which sentence-transformers imports) otherwise sends usage telemetry to
     # Microsoft; a news bot has no business phoning home. Set before the model is loaded.
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     level = ["", "INFO", "DEBUG"][min(verbose, 2)] or config.log.level
-    setup_service_logging(level)
+    setup_logging(level, json_lines=None)
     Service(config, mode=mode).run()
