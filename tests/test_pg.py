@@ -381,11 +381,11 @@ def test_migrate_copies_both_ways_without_embedding_again(
     local = NewsIndex.open(Config(data_dir=str(local_dir)), encoder=encoder, create=True)
     local.ingest(_sample())
     before = {q: local.ask(q) for q in QUESTIONS + FILTERED}
-    asked = local.backend.store.log_question(QUESTIONS[0], "telegram", 7, 8, True, [3, 1])
-    local.backend.store.log_question("Who won?", "cli", None, None, False, [])
-    local.backend.store.record_feedback(asked, 1, 7, 8, [3, 1])
-    local.backend.store.record_feedback(asked, -1, 7, 9, [3])
-    usage = local.backend.store.usage()
+    asked = local.backend.log_question(QUESTIONS[0], "telegram", 7, 8, True, [3, 1])
+    local.backend.log_question("Who won?", "cli", None, None, False, [])
+    local.backend.record_feedback(asked, 1, 7, 8, [3, 1])
+    local.backend.record_feedback(asked, -1, 7, 9, [3])
+    usage = local.backend.usage()
     log = _log_rows(local)
     local.close()
 
@@ -419,10 +419,10 @@ def test_migrate_copies_both_ways_without_embedding_again(
         report = pg.ingest([make_article("A new ferry terminal opened in Lindqvist Bay.", url="https://example.org/n")])
         assert report.added == 1 and pg.check().ok
         # The questions log and feedback came along, both ways, with their ids.
-        assert pg.backend.store.usage() == usage and back.backend.store.usage() == usage
-        assert pg.backend.store.get_question(asked) == QUESTIONS[0]
+        assert pg.backend.usage() == usage and back.backend.usage() == usage
+        assert pg.backend.get_question(asked) == QUESTIONS[0]
         assert _log_rows(back) == log
-        assert pg.backend.store.log_question("Next?", "cli", None, None, False, []) == 3
+        assert pg.backend.log_question("Next?", "cli", None, None, False, []) == 3
     finally:
         pg.close()
 

@@ -20,7 +20,7 @@ from retrieval.models.encoder import Encoder, embed_spans_alone
 from retrieval.models.loading import load_encoder
 from retrieval.models.sentvecs import SentenceVectors, token_ranges
 from retrieval.newsindex import NewsIndex
-from retrieval.storage.local.store import SCHEMA_VERSION
+from retrieval.storage.local.schema import SCHEMA_VERSION
 from tests.counting_encoder import CountingEncoder
 
 BRIDGE = make_article(

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-import retrieval.ingest.web as web
+import retrieval.ingest.vetting as vetting
 from retrieval.config import WebConfig
 from retrieval.ingest.web import BlockedURLError, Fetcher, FetchError, TooLargeError, Validators, check_address
 from tests.web_fixtures import STORIES, WebSite, site_fixture  # noqa: F401
@@ -116,13 +116,13 @@ def test_the_vetted_address_is_connected_to_with_the_original_host_header(site: 
 
 def test_each_redirect_hop_is_checked_again(site: WebSite, monkeypatch: pytest.MonkeyPatch) -> None:
     # Only "public.example" passes the address check; the redirect points at another name.
-    real = web.check_address
+    real = vetting.check_address
 
     def only_public_example(address: str, host: str = "") -> None:
         if host != "public.example":
             real(address, host)
 
-    monkeypatch.setattr(web, "check_address", only_public_example)
+    monkeypatch.setattr(vetting, "check_address", only_public_example)
     site.put("/go", b"", "text/html", status=302, headers={"Location": site.url("/secret", host="internal.example")})
     site.put("/secret", "<p>secret</p>", "text/html")
     resolve = resolver({"public.example": ["127.0.0.1"], "internal.example": ["127.0.0.1"]})

@@ -7,7 +7,7 @@ bodies are read as a stream and cut off at ``web.max_bytes`` and at ``web.timeou
 only text content types are read; 5xx and 429 are retried with back-off; at most
 ``web.per_host`` requests run against one host at a time.
 
-The errors, under :class:`~retrieval.errors.LoaderError`::
+The errors (``retrieval.ingest.vetting``), under :class:`~retrieval.errors.LoaderError`::
 
     FetchError          the URL could not be fetched (network, HTTP status, timeout)
     ├── BlockedURLError a URL or address the safety rules refuse
@@ -16,25 +16,33 @@ The errors, under :class:`~retrieval.errors.LoaderError`::
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
 import httpx
 
 from retrieval.config import WebConfig
-from retrieval.errors import LoaderError
 from retrieval.ingest.cache import Validators
+from retrieval.ingest.vetting import (
+    BlockedURLError,
+    FetchError,
+    Resolver,
+    TooLargeError,
+    VettedTransport,
+    VettingBackend,
+    check_address,
+    check_url,
+    short_url,
+    system_resolve,
+)
 
 __all__ = [
     "BlockedURLError",
@@ -48,9 +56,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# host, port -> the IP addresses it resolves to
-Resolver = Callable[[str, int], Sequence[str]]
 
 ACCEPT = (
     "text/html,application/xhtml+xml,application/rss+xml,application/atom+xml,"
@@ -70,21 +75,6 @@ TEXT_TYPES = frozenset(
 )
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 30.0
-# The AWS/GCP/Azure metadata services; all are link-local or private too, named here so the
-# refusal says why.
-METADATA = frozenset({"169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200"})
-
-
-class FetchError(LoaderError):
-    """A URL could not be fetched."""
-
-
-class BlockedURLError(FetchError):
-    """The URL or the address it resolves to is refused by the safety rules."""
-
-
-class TooLargeError(FetchError):
-    """The response body is larger than ``web.max_bytes``."""
 
 
 @dataclass(frozen=True)
@@ -110,139 +100,6 @@ class Fetched:
             return self.body.decode(charset, errors="replace")
         except LookupError:
             return self.body.decode("utf-8", errors="replace")
-
-
-def check_url(url: str) -> tuple[str, int]:
-    """Refuse anything but an http(s) URL with a host; return its host and port."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise BlockedURLError(f"{_short(url)}: not a valid URL") from None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise BlockedURLError(f"{_short(url)}: only http and https URLs can be fetched")
-    if not parts.hostname:
-        raise BlockedURLError(f"{_short(url)}: the URL has no host")
-    return parts.hostname, port or (443 if scheme == "https" else 80)
-
-
-def check_address(address: str, host: str = "") -> None:
-    """Refuse an IP address that is not public (loopback, private, link-local, metadata, ...)."""
-    try:
-        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%")[0])
-    except ValueError:
-        raise BlockedURLError(f"{host or address}: {address!r} is not an IP address") from None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
-    name = f"{host} ({ip})" if host and host != str(ip) else str(ip)
-    if str(ip) in METADATA:
-        raise BlockedURLError(f"{name} is a cloud metadata address; refused")
-    if ip.is_loopback:
-        kind = "loopback"
-    elif ip.is_link_local:
-        kind = "link-local"
-    elif ip.is_private:
-        kind = "private"
-    elif ip.is_multicast or ip.is_unspecified or ip.is_reserved or not ip.is_global:
-        kind = "non-public"
-    else:
-        return
-    raise BlockedURLError(f"{name} is a {kind} address; refused (set [web] allow_private_networks = true to allow it)")
-
-
-def system_resolve(host: str, port: int) -> list[str]:
-    """Resolve a host name with the system resolver; return its addresses, in order, once each."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-class _VettingBackend(httpcore.SyncBackend):
-    """Connect only to addresses resolved and vetted here, at connection time."""
-
-    def __init__(self, resolve: Resolver, allow_private: bool) -> None:
-        self._resolve = resolve
-        self._allow_private = allow_private
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.NetworkStream:
-        try:
-            # An address literal needs no lookup (and must not reach a resolver).
-            addresses = [str(ipaddress.ip_address(host))] if _is_ip(host) else list(self._resolve(host, port))
-        except (OSError, UnicodeError) as exc:
-            raise FetchError(f"{host}: cannot resolve the host name ({exc})") from None
-        if not addresses:
-            raise FetchError(f"{host}: the host name resolves to no address")
-        if not self._allow_private:
-            # Any bad address refuses the host: a name that mixes public and private addresses
-            # is not one to trust.
-            for address in addresses:
-                check_address(address, host)
-        failure: Exception | None = None
-        for address in addresses:
-            try:
-                # The vetted address, not the name: what was checked is what is connected to.
-                return super().connect_tcp(address, port, timeout, local_address, socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-        assert failure is not None
-        raise failure
-
-
-class _VettedTransport(httpx.BaseTransport):
-    """An httpx transport over an httpcore pool that connects through the vetting backend."""
-
-    def __init__(self, backend: httpcore.NetworkBackend, max_connections: int) -> None:
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=max_connections,
-            keepalive_expiry=5.0,
-            network_backend=backend,
-        )
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        assert isinstance(request.stream, httpx.SyncByteStream)
-        core = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(
-                scheme=request.url.raw_scheme,
-                host=request.url.raw_host,
-                port=request.url.port,
-                target=request.url.raw_path,
-            ),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
-        response = self._pool.handle_request(core)
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.headers,
-            stream=_Body(response),
-            extensions=response.extensions,
-        )
-
-    def close(self) -> None:
-        self._pool.close()
-
-
-class _Body(httpx.SyncByteStream):
-    """The body of an httpcore response as an httpx stream."""
-
-    def __init__(self, response: httpcore.Response) -> None:
-        self._response = response
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self._response.iter_stream()
-
-    def close(self) -> None:
-        self._response.close()
 
 
 # Low-level failures worth a retry (a dropped connection, a timeout) or a clear message.
@@ -272,9 +129,9 @@ class Fetcher:
     ) -> None:
         self.web = web
         self._sleep = sleep
-        backend = _VettingBackend(resolve or system_resolve, web.allow_private_networks)
+        backend = VettingBackend(resolve or system_resolve, web.allow_private_networks)
         self._client = httpx.Client(
-            transport=_VettedTransport(backend, max_connections=max(4, web.per_host * 4)),
+            transport=VettedTransport(backend, max_connections=max(4, web.per_host * 4)),
             # Proxies from the environment would make the vetted address the proxy's.
             trust_env=False,
             follow_redirects=False,
@@ -307,9 +164,9 @@ class Fetcher:
                 return result
             target = urljoin(current, result)
             if target in seen:
-                raise FetchError(f"{_short(url)}: redirect loop at {_short(target)}")
+                raise FetchError(f"{short_url(url)}: redirect loop at {short_url(target)}")
             current = target
-        raise FetchError(f"{_short(url)}: more than {self.web.max_redirects} redirects")
+        raise FetchError(f"{short_url(url)}: more than {self.web.max_redirects} redirects")
 
     # -- one URL ---------------------------------------------------------------------------------
     def _get_with_retries(self, url: str, validators: Validators | None) -> Fetched | str:
@@ -319,11 +176,11 @@ class Fetcher:
                 return self._get(url, validators)
             except _Retry as retry:
                 if attempt + 1 >= attempts:
-                    raise FetchError(f"{_short(url)}: {retry}") from None
+                    raise FetchError(f"{short_url(url)}: {retry}") from None
                 delay = self.web.backoff * 2**attempt
                 if retry.after is not None:
                     delay = max(delay, min(retry.after, MAX_RETRY_AFTER))
-                log.info("fetching %s failed (%s); retrying in %.1f s", _short(url), retry, delay)
+                log.info("fetching %s failed (%s); retrying in %.1f s", short_url(url), retry, delay)
                 self._sleep(delay)
         raise AssertionError("unreachable")
 
@@ -349,30 +206,30 @@ class Fetcher:
         if status in (301, 302, 303, 307, 308):
             location = str(response.headers.get("Location") or "")
             if not location:
-                raise FetchError(f"{_short(url)}: HTTP {status} without a Location")
+                raise FetchError(f"{short_url(url)}: HTTP {status} without a Location")
             return location
         validators = Validators(response.headers.get("ETag"), response.headers.get("Last-Modified"))
         if status == 304:
             return Fetched(url, 304, "", None, b"", validators)
         if status != 200:
-            raise FetchError(f"{_short(url)}: HTTP {status}")
+            raise FetchError(f"{short_url(url)}: HTTP {status}")
         media, charset = _content_type(response.headers.get("Content-Type", ""))
         if media and media not in TEXT_TYPES and not media.endswith("+xml"):
-            raise FetchError(f"{_short(url)}: content type {media} is not a web page or feed")
+            raise FetchError(f"{short_url(url)}: content type {media} is not a web page or feed")
         limit = self.web.max_bytes
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise TooLargeError(f"{_short(url)}: {int(declared):,} bytes is over the {limit:,}-byte limit")
+            raise TooLargeError(f"{short_url(url)}: {int(declared):,} bytes is over the {limit:,}-byte limit")
         body = bytearray()
         for chunk in response.iter_bytes():
             body += chunk
             if len(body) > limit:
-                raise TooLargeError(f"{_short(url)}: cut off at the {limit:,}-byte limit")
+                raise TooLargeError(f"{short_url(url)}: cut off at the {limit:,}-byte limit")
             if time.monotonic() - started > self.web.timeout:
                 # A server dripping bytes never trips the per-read timeout; this does.
                 raise _Retry(f"took longer than {self.web.timeout:g} s")
         if not media and (b"\x00" in body[:8192] or not body.strip()):
-            raise FetchError(f"{_short(url)}: the response is not text")
+            raise FetchError(f"{short_url(url)}: the response is not text")
         return Fetched(url, 200, media, charset, bytes(body), validators)
 
     @contextmanager
@@ -381,14 +238,6 @@ class Fetcher:
             slot = self._slots.setdefault(host, threading.BoundedSemaphore(max(1, self.web.per_host)))
         with slot:
             yield
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _content_type(value: str) -> tuple[str, str | None]:
@@ -411,14 +260,3 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
-
-
-def _short(url: str, limit: int = 200) -> str:
-    """Return a URL fit for a message: credentials dropped, long ones cut."""
-    try:
-        parts = urlsplit(url)
-        if parts.username or parts.password:
-            url = parts._replace(netloc=parts.hostname or "").geturl()
-    except ValueError:
-        pass
-    return url if len(url) <= limit else url[: limit - 1] + "…"

@@ -16,6 +16,7 @@ from retrieval.storage.local.coordination import FileCoordinator
 from retrieval.storage.local.fetchcache import SqliteFetchCache
 from retrieval.storage.local.indexes import LocalIndexes
 from retrieval.storage.local.locking import writer_lock
+from retrieval.storage.local.questions import QuestionLog
 from retrieval.storage.local.store import Store
 from retrieval.storage.local.transfer import dump_store, load_store
 from retrieval.storage.local.writer import LocalWriter
@@ -48,6 +49,7 @@ class LocalBackend:
         self.where = str(self.folder)
         self.store = store
         self.indexes = LocalIndexes(self.folder, store, config.index)
+        self.log = QuestionLog(store)
 
     def get_meta(self, key: str) -> str | None:
         """Return a meta value of the store."""
@@ -123,21 +125,21 @@ class LocalBackend:
         passage_ids: Sequence[int],
     ) -> int:
         """Record a question; return its id."""
-        return self.store.log_question(question, channel, chat_id, user_id, answered, passage_ids)
+        return self.log.log_question(question, channel, chat_id, user_id, answered, passage_ids)
 
     def get_question(self, question_id: int) -> str | None:
         """Return a recorded question's text."""
-        return self.store.get_question(question_id)
+        return self.log.get_question(question_id)
 
     def record_feedback(
         self, question_id: int, value: int, chat_id: int | None, user_id: int | None, passage_ids: Sequence[int]
     ) -> None:
         """Record feedback on an answer."""
-        self.store.record_feedback(question_id, value, chat_id, user_id, passage_ids)
+        self.log.record_feedback(question_id, value, chat_id, user_id, passage_ids)
 
     def usage(self) -> UsageStats:
         """Return question and feedback counts."""
-        return self.store.usage()
+        return self.log.usage()
 
     def dump(self) -> CorpusDump:
         """Return the whole store."""

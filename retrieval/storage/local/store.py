@@ -8,7 +8,6 @@ share the file.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -22,61 +21,11 @@ import numpy as np
 from retrieval.domain import Article, Passage
 from retrieval.errors import NotFoundError, StoreError
 from retrieval.models.sentvecs import SentenceVectors
-from retrieval.storage.base import SourceInfo, UsageStats
+from retrieval.storage.base import SourceInfo
+from retrieval.storage.local.schema import SCHEMA, SCHEMA_VERSION
 from retrieval.storage.rows import article_from_row
 
-__all__ = ["SCHEMA_VERSION", "Store"]
-
-SCHEMA_VERSION = 2  # 2: passages.sentences (pooled sentence vectors, see sentvecs)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS articles (
-    id TEXT PRIMARY KEY,
-    url TEXT NOT NULL UNIQUE,
-    title TEXT,
-    source TEXT,
-    published TEXT,
-    language TEXT,
-    text TEXT NOT NULL,
-    content_hash TEXT NOT NULL,
-    duplicate_of TEXT,
-    fetched_at TEXT,
-    added_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS articles_hash ON articles (content_hash);
-CREATE INDEX IF NOT EXISTS articles_dup ON articles (duplicate_of);
-CREATE TABLE IF NOT EXISTS passages (
-    id INTEGER PRIMARY KEY,
-    article_id TEXT NOT NULL REFERENCES articles (id),
-    ordinal INTEGER NOT NULL,
-    start INTEGER NOT NULL,
-    "end" INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    embedding BLOB NOT NULL,
-    sentences BLOB
-);
-CREATE INDEX IF NOT EXISTS passages_article ON passages (article_id);
-CREATE TABLE IF NOT EXISTS questions (
-    id INTEGER PRIMARY KEY,
-    asked_at TEXT NOT NULL,
-    question TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    chat_id INTEGER,
-    user_id INTEGER,
-    answered INTEGER NOT NULL,
-    passage_ids TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS feedback (
-    id INTEGER PRIMARY KEY,
-    question_id INTEGER NOT NULL,
-    value INTEGER NOT NULL,
-    chat_id INTEGER,
-    user_id INTEGER,
-    passage_ids TEXT NOT NULL,
-    at TEXT NOT NULL
-);
-"""
+__all__ = ["Store"]
 
 
 def _now() -> str:
@@ -113,9 +62,9 @@ class Store:
         if not path.exists() and not create:
             raise StoreError(f"no store at {path}")
         self._local = threading.local()
-        self._write_lock = threading.Lock()
+        self.write_lock = threading.Lock()
         with self.connection() as con:
-            con.executescript(_SCHEMA)
+            con.executescript(SCHEMA)
             version = self.get_meta("schema_version")
             if version is not None and int(version) > SCHEMA_VERSION:
                 raise StoreError(
@@ -126,7 +75,7 @@ class Store:
 
     def _upgrade(self, con: sqlite3.Connection) -> None:
         """Bring an older store up to this schema; each step keeps existing rows valid."""
-        with self._write_lock:
+        with self.write_lock:
             con.execute("BEGIN IMMEDIATE")
             try:
                 columns = {str(r["name"]) for r in con.execute("PRAGMA table_info(passages)")}
@@ -165,7 +114,7 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Yield a connection inside one write transaction that bumps the generation on commit."""
-        with self._write_lock, self.connection() as con:
+        with self.write_lock, self.connection() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
                 yield con
@@ -417,47 +366,3 @@ class Store:
                 'SELECT p.id, p.article_id, p.start, p."end", p.text, a.text FROM passages p'
                 " LEFT JOIN articles a ON a.id = p.article_id ORDER BY p.id"
             )
-
-    # -- questions and feedback ----------------------------------------------------------------
-    def log_question(
-        self,
-        question: str,
-        channel: str,
-        chat_id: int | None,
-        user_id: int | None,
-        answered: bool,
-        passage_ids: Sequence[int],
-    ) -> int:
-        """Record a question; return its id."""
-        with self._write_lock, self.connection() as con:
-            cur = con.execute(
-                "INSERT INTO questions (asked_at, question, channel, chat_id, user_id, answered, passage_ids)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (_now(), question, channel, chat_id, user_id, int(answered), json.dumps(list(passage_ids))),
-            )
-            return int(cur.lastrowid or 0)
-
-    def get_question(self, question_id: int) -> str | None:
-        """Return a recorded question's text."""
-        with self.connection() as con:
-            row = con.execute("SELECT question FROM questions WHERE id = ?", (question_id,)).fetchone()
-        return None if row is None else str(row["question"])
-
-    def record_feedback(
-        self, question_id: int, value: int, chat_id: int | None, user_id: int | None, passage_ids: Sequence[int]
-    ) -> None:
-        """Record a thumbs up (+1) or down (-1) for an answer."""
-        if value not in (1, -1):
-            raise ValueError("feedback is +1 or -1")
-        with self._write_lock, self.connection() as con:
-            con.execute(
-                "INSERT INTO feedback (question_id, value, chat_id, user_id, passage_ids, at) VALUES (?, ?, ?, ?, ?, ?)",
-                (question_id, value, chat_id, user_id, json.dumps(list(passage_ids)), _now()),
-            )
-
-    def usage(self) -> UsageStats:
-        """Return question and feedback counts."""
-        with self.connection() as con:
-            q = con.execute("SELECT COUNT(*), COALESCE(SUM(1 - answered), 0) FROM questions").fetchone()
-            f = con.execute("SELECT COALESCE(SUM(value = 1), 0), COALESCE(SUM(value = -1), 0) FROM feedback").fetchone()
-        return UsageStats(int(q[0]), int(q[1]), int(f[0]), int(f[1]))
