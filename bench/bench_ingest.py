@@ -88,7 +88,7 @@ def child(articles: Path) -> None:
     items, _ = load_file(articles)
     report = index.ingest(items)
     done = time.perf_counter()
-    identity = index.store.get_meta("encoder")
+    identity = index.backend.get_meta("encoder")
     sessions = getattr(index.encoder, "loaded", None)  # the ONNX files whose sessions ran
     if sessions is not None:
         identity = f"{identity} [{', '.join(p.name for p in sessions())}]"

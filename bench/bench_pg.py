@@ -43,7 +43,7 @@ from retrieval.ingest.loaders import load_file  # noqa: E402
 from retrieval.models.encoder import Encoder  # noqa: E402
 from retrieval.newsindex import NewsIndex  # noqa: E402
 from retrieval.query import parse_question  # noqa: E402
-from retrieval.storage.pg.transfer import migrate  # noqa: E402
+from retrieval.storage.factory import migrate  # noqa: E402
 from tests.pg_server import PgServer  # noqa: E402
 
 DEFAULT_DATA = Path("/tmp/scale/s100k")
@@ -112,7 +112,7 @@ def answers(local: NewsIndex, pg: NewsIndex, questions: list[str], repeats: int)
             for name in order:
                 index = backends[name]
                 t0 = time.perf_counter()
-                index.retriever().search(query, vector, 14, None)
+                index.backend.retriever().search(query, vector, 14, index.config.search.fusion)
                 t1 = time.perf_counter()
                 answer = index.ask(question)
                 t2 = time.perf_counter()
@@ -173,7 +173,7 @@ def ingestion(config: Config, server: PgServer, encoder: Encoder, articles: int,
                 encoding[name] += sum(spent)
         out: dict[str, Any] = {"articles": len(new), "batch_articles": batch}
         for name, index in backends.items():
-            passages = index.store.counts()[1]
+            passages = index.backend.counts()[1]
             out[name] = {
                 "passages": passages,
                 "seconds": round(seconds[name], 1),

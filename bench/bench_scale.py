@@ -106,16 +106,16 @@ def _config(data: Path, **index: Any) -> Config:
 
 def build(data: Path) -> dict[str, Any]:
     """Build the index files from the stored vectors and texts (as `newsqa check --repair` does)."""
-    index = NewsIndex.open(_config(data))
+    backend = NewsIndex.open(_config(data)).backend  # the local backend's own index files
     started = time.perf_counter()
     with writer_lock(data):
-        gen = index.store.generation()
+        gen = backend.store.generation()
         t0 = time.perf_counter()
-        vectors = index._build_vectors(gen)
+        vectors = backend.indexes.build_vectors(gen)
         t1 = time.perf_counter()
-        _, lexical = index._rebuild(gen, vectors)
+        _, lexical = backend.indexes.rebuild(gen, vectors)
         t2 = time.perf_counter()
-        index._save(vectors, lexical)
+        backend.indexes.save(vectors, lexical)
     return {
         "kind": vectors.kind,
         "vector_build_s": round(t1 - t0, 1),
@@ -154,13 +154,14 @@ def latency(data: Path, repeats: int, limit: int, exact: bool = False, skip_reca
     encoder = index.encoder
     rss_model = _rss()
     t = time.perf_counter()
-    vectors, lexical = index._load_indexes(save=False)
+    backend = index.backend  # the local backend's own index files
+    vectors, lexical = backend.indexes.load(save=False)
     load_s = time.perf_counter() - t
     if exact and vectors.kind != "flat":
-        batches = ((ids, vecs) for ids, _, vecs in index.store.iter_passages())
+        batches = ((ids, vecs) for ids, _, vecs in backend.store.iter_passages())
         settings = dataclasses.replace(vectors.settings, approximate_above=10**12)
         vectors = FaissIndex.build(vectors.dim, batches, len(vectors), vectors.generation, settings)
-        index._vectors = vectors
+        backend.indexes.use(vectors, lexical)
     rss_indexes = _rss()
     questions = _questions(limit)
     depth = config.search.candidates
@@ -178,7 +179,7 @@ def latency(data: Path, repeats: int, limit: int, exact: bool = False, skip_reca
             t2 = time.perf_counter()
             lexical.search(query.text, depth)
             t3 = time.perf_counter()
-            index.retriever().search(query, qvec, 14, None)
+            backend.retriever().search(query, qvec, 14, config.search.fusion)
             t4 = time.perf_counter()
             index.ask(q)
             t5 = time.perf_counter()
@@ -203,8 +204,9 @@ def _recall(index: NewsIndex, vectors: FaissIndex, questions: list[str], depth: 
     """Recall@10 and @candidates of the index in use against an exact flat index of the same vectors."""
     if vectors.kind == "flat":
         return {"note": "exact index in use"}
-    gen = index.store.generation()
-    batches = ((ids, vecs) for ids, _, vecs in index.store.iter_passages())
+    store = index.backend.store  # the local backend's SQLite store
+    gen = store.generation()
+    batches = ((ids, vecs) for ids, _, vecs in store.iter_passages())
     exact = FaissIndex.build(
         vectors.dim, batches, len(vectors), gen, dataclasses.replace(vectors.settings, approximate_above=10**12)
     )
@@ -229,7 +231,7 @@ def _recall(index: NewsIndex, vectors: FaissIndex, questions: list[str], depth: 
         }
     # The copies of one real passage are near-duplicates; also count a top-10 hit when it is a
     # copy of the same real passage as one of the exact top 10.
-    with index.store.connection() as con:
+    with store.connection() as con:
         row = con.execute("SELECT MAX(id) FROM passages WHERE article_id NOT LIKE '%-c%'").fetchone()
     step = int(row[0]) + 1
     ef = vectors.settings.ef_search
@@ -306,27 +308,26 @@ def writes(data: Path, articles: int) -> dict[str, Any]:
     index = NewsIndex.open(config)
     new = [a for a in load_file(NEW_ARTICLES)[0][:articles]]
     finish: list[float] = []
-    original = index._finish_write
+    indexes = index.backend.indexes  # the local backend's index files
+    original = indexes.finish_write
 
     def timed(vectors: FaissIndex) -> None:
         t = time.perf_counter()
         original(vectors)
         finish.append(time.perf_counter() - t)
 
-    index._finish_write = timed  # type: ignore[method-assign]
+    indexes.finish_write = timed  # type: ignore[method-assign]
     t = time.perf_counter()
     report = index.ingest(new)
     total = time.perf_counter() - t
     t = time.perf_counter()
-    fresh = LexicalIndex.build_batches(((i, x) for i, x, _ in index.store.iter_passages()), 0)
+    fresh = LexicalIndex.build_batches(((i, x) for i, x, _ in index.backend.store.iter_passages()), 0)
     full_bm25 = time.perf_counter() - t
-    assert index._lexical is not None
-    agreement = _agreement(index._lexical, fresh, _questions(290))
+    agreement = _agreement(indexes.snapshot()[1], fresh, _questions(290))
     t = time.perf_counter()
     index.remove(new[0].url)
     remove_s = time.perf_counter() - t
-    lexical = index._lexical
-    delta = lexical.delta_size if lexical else None
+    delta = indexes.snapshot()[1].delta_size
     for article in new[1:]:  # leave the collection as it was, for the next run
         index.remove(article.url)
     return {

@@ -44,11 +44,11 @@ def main() -> None:
         query = index.parse(q.question)
         qvec = index.encoder.embed_one(query.text)
         # The vectors answers use: pooled at ingest, or encoded alone for passages stored without.
-        stored = index.store.sentence_vectors([top[0].hit.passage.id]).get(top[0].hit.passage.id)
+        stored = index.backend.sentence_vectors([top[0].hit.passage.id]).get(top[0].hit.passage.id)
         spans = list(stored.spans) if stored is not None else sentence_spans(text)
         sentences = [text[a:b] for a, b in spans]
         vecs = stored.vectors if stored is not None else index.encoder.embed(sentences)
-        idf = index.retriever().lexical.idf(tokenize([query.text])[0])
+        idf = index.backend.retriever().idf(tokenize([query.text])[0])
         cases.append((query.text, sentences, vecs, qvec, idf, gold))
     print(f"{len(cases)} questions whose first passage holds the answer")
     print(f"{'lexical':>7} {'type':>5} {'pair':>5} {'marked':>7} {'words':>6}")
