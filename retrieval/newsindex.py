@@ -64,7 +64,8 @@ class NewsIndex:
         backend = open_backend(config, create=create)
         try:
             # A store keeps the encoder that built it (see retrieval.models.identity).
-            model = adopted_model(config.model, backend.get_meta("encoder"), backend.where)
+            stored = backend.get_meta("encoder")
+            model = adopted_model(config.model, stored, backend.where, key=f"{backend.where}|{config.data_path}")
         except BaseException:
             backend.close()
             raise

@@ -36,8 +36,10 @@ def identities_compatible(stored: str, wanted: str) -> bool:
     return s[1] == w[1] or (s[2] == "none" and {s[1], w[1]} <= {"torch", "onnx"})
 
 
-def adopted_model(model: ModelConfig, stored: str | None, where: str) -> ModelConfig:
+def adopted_model(model: ModelConfig, stored: str | None, where: str, key: str | None = None) -> ModelConfig:
     """Return the encoder settings to use for the store at ``where`` built with ``stored``.
+
+    ``key`` names the store for "reported once per process" (``where`` by default).
 
     The configured ones when compatible (or nothing is stored yet); the store's own backend and
     quantization of the same model otherwise; ModelMismatchError for another model.
@@ -52,9 +54,9 @@ def adopted_model(model: ModelConfig, stored: str | None, where: str) -> ModelCo
         adopted = dataclasses.replace(model, quantize=quant)
         if not identities_compatible(stored, f"{name}|{adopted.backend}|{quant}"):
             adopted = dataclasses.replace(adopted, backend=backend)
-        key = (where, stored, expected)
-        if key not in _ADOPTED:  # once per process, however often the store is opened
-            _ADOPTED.add(key)
+        seen = (key or where, stored, expected)
+        if seen not in _ADOPTED:  # once per process, however often the store is opened
+            _ADOPTED.add(seen)
             log.info(
                 "%s was built with backend %s, quantize %s: using backend %s, quantize %s for it "
                 "instead of the configured %s, %s",
