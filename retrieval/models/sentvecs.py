@@ -6,7 +6,7 @@ Instead, when a passage is embedded, the token vectors the encoder computes anyw
 over each sentence's tokens ("late chunking"): the sentence vectors come for free, and because
 each token saw the whole passage (and its title), they carry context a sentence alone lacks.
 On passages known to hold the answer, this marked the answering sentence more often than
-encoding each sentence alone (SQuAD 0.865 vs 0.852, RealTimeQA 0.691 vs 0.645; see README).
+encoding each sentence alone (SQuAD 0.865 vs 0.852, RealTimeQA 0.691 vs 0.645; see docs/quality.md).
 
 Stored form: one blob per passage: a count, the sentence spans (offsets into the passage text),
 then each vector as int8 with its own float32 scale — a quarter of float32's size, and the
