@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from retrieval.config import Config, Secret, build_section, config_from, env_section, read_config_file
+from retrieval.config import Config, config_from
+from retrieval.config_parse import Secret, build_section, env_section, read_config_file
 from retrieval.errors import ConfigError
 from retrieval.ingest.schedule import parse_every
 

@@ -6,21 +6,20 @@ it exists, else the defaults. Every key of section ``[s]`` can be overridden wit
 name the key. Secrets are never read from the TOML itself.
 
 The core reads its own sections; a front-end's (``[telegram]``, ``[serve]``, ``[log]``) are read
-and checked by the front-end (``bot/config.py``) from the same file, with the helpers here.
+and checked by the front-end (``bot/config.py``) from the same file, with the helpers of
+``retrieval.config_parse``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from retrieval.config_parse import Secret, build_section, coerce_value, env_section, read_config_file
 from retrieval.errors import ConfigError
 
 __all__ = [
@@ -33,39 +32,11 @@ __all__ = [
     "Secret",
     "StorageConfig",
     "WebConfig",
-    "build_section",
     "config_from",
-    "env_section",
-    "find_config_file",
     "load_config",
-    "read_config_file",
 ]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-
-
-class Secret:
-    """A string that never shows itself in a repr, str or log line."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """Return the secret value; call only where it is sent to its one consumer."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 @dataclass(frozen=True)
@@ -251,35 +222,6 @@ _SECTIONS: dict[str, type] = {
     "storage": StorageConfig,
 }
 
-T = TypeVar("T")
-
-
-def find_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
-    """Return the config file to read: explicit, else $NEWSQA_CONFIG, else ./config.toml if present."""
-    if explicit:
-        return Path(explicit)
-    env = os.environ.get("NEWSQA_CONFIG")
-    if env:
-        return Path(env)
-    local = Path("config.toml")
-    return local if local.is_file() else None
-
-
-def read_config_file(path: str | os.PathLike[str] | None = None) -> tuple[dict[str, Any], Path | None]:
-    """Return the TOML table of the config file to read (see ``find_config_file``) and its path."""
-    file = find_config_file(path)
-    if file is None:
-        return {}, None
-    try:
-        with open(file, "rb") as fh:
-            return tomllib.load(fh), file
-    except FileNotFoundError:
-        raise ConfigError(f"config file {file} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {file}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
-
 
 def config_from(
     raw: dict[str, Any],
@@ -296,7 +238,7 @@ def config_from(
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if key == "data_dir":
-            values["data_dir"] = _coerce(value, str, "data_dir", where)
+            values["data_dir"] = coerce_value(value, str, "data_dir", where)
         elif key in _SECTIONS:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: [{key}] must be a table")
@@ -315,92 +257,6 @@ def load_config(path: str | os.PathLike[str] | None = None, env: typing.Mapping[
     """Read the configuration file (if any) and apply environment overrides (the core's sections only)."""
     raw, file = read_config_file(path)
     return config_from(raw, file, os.environ if env is None else env)
-
-
-def build_section(cls: type[T], table: dict[str, Any], section: str, where: str) -> T:
-    """Return section ``cls`` built from its TOML table; an unknown key or a wrong type is an error."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    kwargs: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in names:
-            raise ConfigError(f"{where}: unknown key {section}.{key!r}")
-        kwargs[key] = _coerce(value, hints[key], f"{section}.{key}", where)
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"{where}: [{section}] {exc}") from None
-
-
-def _coerce(value: Any, kind: Any, name: str, where: str) -> Any:
-    origin = typing.get_origin(kind)
-    if origin in (typing.Union, types.UnionType):
-        inner = [a for a in typing.get_args(kind) if a is not type(None)]
-        return None if value is None else _coerce(value, inner[0], name, where)
-    if origin is tuple:
-        item = typing.get_args(kind)[0]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: {name} must be a list")
-        return tuple(_coerce(v, item, name, where) for v in value)
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-    elif kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif kind is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif kind is Secret:
-        if isinstance(value, str):
-            return Secret(value)
-    elif kind is str:
-        if isinstance(value, str):
-            return value
-        if name.endswith(".every") and isinstance(value, int) and not isinstance(value, bool):
-            return str(value)  # "every = 900" means seconds
-    raise ConfigError(f"{where}: {name} must be {getattr(kind, '__name__', kind)}, got {value!r}")
-
-
-def _parse_env(text: str, kind: Any, name: str) -> Any:
-    origin = typing.get_origin(kind)
-    if origin in (typing.Union, types.UnionType):
-        kind = next(a for a in typing.get_args(kind) if a is not type(None))
-        origin = typing.get_origin(kind)
-    try:
-        if kind is str:
-            return text
-        if kind is Secret:
-            return Secret(text)
-        if kind is bool:
-            lowered = text.strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off", ""):
-                return False
-            raise ValueError(text)
-        if kind is int:
-            return int(text)
-        if kind is float:
-            return float(text)
-        if origin is tuple:
-            item = typing.get_args(kind)[0]
-            parts = json.loads(text) if text.strip().startswith("[") else text.split(",")
-            return tuple(_parse_env(str(p).strip(), item, name) for p in parts if str(p).strip())
-    except ValueError:
-        pass
-    raise ConfigError(f"environment variable {name} has an unusable value")
-
-
-def env_section(current: T, section: str, env: typing.Mapping[str, str]) -> T:
-    """Return a section with its keys overridden by ``NEWSQA_<SECTION>_<KEY>`` variables."""
-    hints = typing.get_type_hints(type(current))
-    updates: dict[str, Any] = {}
-    for f in dataclasses.fields(current):  # type: ignore[arg-type]
-        var = f"NEWSQA_{section}_{f.name}".upper()
-        if var in env:
-            updates[f.name] = _parse_env(env[var], hints[f.name], var)
-    return dataclasses.replace(current, **updates) if updates else current  # type: ignore[type-var]
 
 
 def _apply_env(config: Config, env: typing.Mapping[str, str]) -> Config:
