@@ -22,6 +22,7 @@ from retrieval.models.encoder import Encoder
 from retrieval.models.loading import load_encoder
 from retrieval.newsindex import IndexStats, NewsIndex
 from retrieval.serialize import answer_to_dict, article_to_dict
+from retrieval.service import NewsService
 from retrieval.storage.base import CheckReport, SourceInfo, UsageStats
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "LoaderError",
     "ModelMismatchError",
     "NewsIndex",
+    "NewsService",
     "NewsqaError",
     "NotFoundError",
     "Overrides",
