@@ -232,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
 
-    from retrieval.models.onnx_encoder import default_cache_dir
+    from retrieval.models.onnx_files import default_cache_dir
 
     cache = args.cache_dir or default_cache_dir()
     start = time.perf_counter()

@@ -19,7 +19,8 @@ from retrieval.ingest.loaders import make_article
 from retrieval.ingest.sentences import sentence_spans
 from retrieval.models.encoder import Encoder
 from retrieval.models.loading import load_encoder
-from retrieval.models.onnx_encoder import INT8_RECIPE, OnnxEncoder, plan_int8
+from retrieval.models.onnx_encoder import OnnxEncoder
+from retrieval.models.onnx_int8 import INT8_RECIPE, plan_int8
 from retrieval.newsindex import NewsIndex
 
 ROOT = Path(__file__).resolve().parents[1]
