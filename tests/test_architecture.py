@@ -127,6 +127,21 @@ def test_front_ends_never_import_a_storage_backend() -> None:
     assert wrong == []
 
 
+def test_only_the_storage_factory_reads_storage_backend() -> None:
+    """A new backend is one package and one line in the factory: nothing else decides by its name."""
+    readers = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == "backend"
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "storage"
+            ):
+                readers.append(name)
+    assert sorted(set(readers)) == ["retrieval.storage.factory"]
+
+
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycles({"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]}) == [["a", "b", "c"]]
 
