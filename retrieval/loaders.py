@@ -11,7 +11,7 @@ from pathlib import Path
 
 from retrieval.errors import LoaderError
 from retrieval.models import Article
-from retrieval.textclean import clean_page_text, parse_dateline
+from retrieval.textclean import clean_page_text, parse_dateline, reads_as_prose
 from retrieval.urls import article_id, canonical_url
 
 __all__ = [
@@ -179,7 +179,8 @@ def article_from_html(html: str, *, url: str | None = None, fallback_url: str | 
     data = doc.as_dict() if doc is not None and hasattr(doc, "as_dict") else (doc or {})
     text = data.get("text") or ""
     paragraphs = [p.strip() for p in text.split("\n") if p.strip()]
-    if not paragraphs:
+    # A login form or a bare menu leaves a few labels ("Home", "About", "Sign in"): no article.
+    if not reads_as_prose(paragraphs):
         raise LoaderError(f"{url or fallback_url}: no article text found in the page")
     found_url = url or data.get("url") or fallback_url
     if not found_url:

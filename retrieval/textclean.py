@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-__all__ = ["CleanText", "clean_page_text", "is_furniture_line", "parse_dateline"]
+__all__ = ["CleanText", "clean_page_text", "is_furniture_line", "parse_dateline", "reads_as_prose"]
 
 _MONTHS = {
     m: i + 1
@@ -144,6 +144,15 @@ def _words(line: str) -> int:
 def _looks_like_headline(line: str) -> bool:
     """Short, no full stop at the end: a link text, not a paragraph."""
     return 0 < _words(line) <= 18 and not _SENTENCE_END.search(line)
+
+
+def reads_as_prose(paragraphs: list[str]) -> bool:
+    """Return True when some paragraph is a sentence, not a menu item, label or button.
+
+    A page of navigation and a form ("Home", "About", "Email", "Sign in") has text, but no
+    article: every line of it is short and ends without a full stop.
+    """
+    return any(_words(p) >= 4 and not _looks_like_headline(p) for p in paragraphs)
 
 
 def is_furniture_line(line: str) -> bool:
