@@ -18,6 +18,7 @@ import click
 
 from retrieval.config import Config, load_config
 from retrieval.errors import NewsqaError
+from retrieval.wording import plural
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -202,7 +203,8 @@ def check(state: State, repair: bool) -> None:
         for problem in report.problems:
             click.echo(f"problem: {problem}", err=True)
         status = "repaired, " if report.repaired else ""
-        click.echo(f"{status}{'ok' if report.ok else 'NOT OK'}: {report.articles} articles, {report.passages} passages")
+        counts = f"{plural(report.articles, 'article')}, {plural(report.passages, 'passage')}"
+        click.echo(f"{status}{'ok' if report.ok else 'NOT OK'}: {counts}")
         if not report.ok:
             sys.exit(1)
 
@@ -269,8 +271,8 @@ def migrate(state: State, source: str, target: str) -> None:
     with reported():
         report = copy_between(state.config, source, target)
         click.echo(
-            f"copied {report.articles} articles, {report.passages} passages, {report.questions} questions"
-            f" and {report.feedback} feedback from {source} to {target}"
+            f"copied {plural(report.articles, 'article')}, {plural(report.passages, 'passage')},"
+            f" {plural(report.questions, 'question')} and {report.feedback} feedback from {source} to {target}"
         )
 
 

@@ -44,6 +44,7 @@ from retrieval.config import Config, FeedConfig
 from retrieval.coordination import Coordinator, Lease, coordinator_for
 from retrieval.errors import ConfigError, NewsqaError
 from retrieval.schedule import FeedSchedule, FeedStatus, parse_every
+from retrieval.wording import plural
 
 if TYPE_CHECKING:
     from tornado.httpserver import HTTPServer
@@ -202,11 +203,11 @@ class Service:
             app.post_stop = self._post_stop
             articles = index.stats().articles
             log.info(
-                "serving (%s) from %s: %d articles, %d feeds",
+                "serving (%s) from %s: %s, %s",
                 self.mode,
                 self.config.data_path,
-                articles,
-                len(self.config.feeds),
+                plural(articles, "article"),
+                plural(len(self.config.feeds), "feed"),
             )
             if self.mode == "webhook":
                 serve = self.config.serve
@@ -414,7 +415,7 @@ class Service:
         assert app is not None
         while not (app.running and (app.updater is None or app.updater.running or self.role == "standby")):
             await asyncio.sleep(0.05)
-        sd_notify(f"READY=1\nSTATUS=serving ({self.mode}), {len(self.config.feeds)} feeds")
+        sd_notify(f"READY=1\nSTATUS=serving ({self.mode}), {plural(len(self.config.feeds), 'feed')}")
         log.info("ready")
         interval = watchdog_interval()
         if interval is not None:

@@ -32,6 +32,7 @@ from retrieval.models import Article
 from retrieval.newsindex import IngestReport, NewsIndex
 from retrieval.store import Store, parse_time
 from retrieval.web import Fetched, Fetcher, Validators
+from retrieval.wording import plural
 
 __all__ = [
     "Feed",
@@ -422,9 +423,9 @@ def _ingest_feed(
     elif problems:
         # Without its validators the feed is fetched whole next time, so failed entries are retried.
         log.info(
-            "%s: %d entries could not be read; they are retried at the next poll",
+            "%s: %s could not be read; retried at the next poll",
             url,
-            len(problems),
+            plural(len(problems), "entry"),
         )
     return report
 

@@ -29,6 +29,7 @@ from retrieval.splitter import split_article
 from retrieval.store import SourceInfo, Store, UsageStats, index_text
 from retrieval.urls import content_hash
 from retrieval.vectorindex import FaissIndex
+from retrieval.wording import plural
 
 __all__ = ["CheckReport", "IndexStats", "IngestReport", "NewsIndex"]
 
@@ -56,13 +57,13 @@ class IngestReport:
         rate = self.passages / self.seconds if self.seconds > 0 else 0.0
         text = (
             f"{self.added} added, {self.updated} updated, {self.skipped - self.repeated} unchanged, "
-            f"{self.duplicates} copies of stored articles; {self.passages} passages "
+            f"{plural(self.duplicates, 'copy')} of stored articles; {plural(self.passages, 'passage')} "
             f"in {self.seconds:.1f} s ({rate:.0f} passages/s)"
         )
         if self.repeated:
             text += f"; {self.repeated} repeated an article already in this input (first kept)"
         if self.problems:
-            text += f"; {len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
+            text += f"; {plural(len(self.problems), 'problem')}"
         return text
 
 
@@ -594,14 +595,14 @@ class NewsIndex:
             if vectors.generation != gen:
                 problems.append(f"the vector index is from write {vectors.generation}, the store is at {gen}")
             if not np.array_equal(np.sort(vectors.ids()), expected):
-                problems.append(f"the vector index holds {len(vectors)} passages, the store {passages}")
+                problems.append(f"the vector index holds {plural(len(vectors), 'passage')}, the store {passages}")
         if passages and lexical is None:
             problems.append("the lexical index is missing or unreadable")
         elif lexical is not None:
             if lexical.generation != gen:
                 problems.append(f"the lexical index is from write {lexical.generation}, the store is at {gen}")
             if not np.array_equal(np.sort(lexical.ids), expected):
-                problems.append(f"the lexical index holds {len(lexical)} passages, the store {passages}")
+                problems.append(f"the lexical index holds {plural(len(lexical), 'passage')}, the store {passages}")
         if repair and problems:
             with writer_lock(self.folder):
                 vectors, lexical = self._rebuild(self.store.generation())

@@ -25,6 +25,7 @@ from retrieval.newsindex import NewsIndex
 from retrieval.pg.index import PgNewsIndex
 from retrieval.pg.store import PgStore, terms_literal, vector_literal
 from retrieval.store import Row
+from retrieval.wording import plural
 
 __all__ = ["TransferReport", "copy_corpus", "migrate"]
 
@@ -88,7 +89,8 @@ def copy_corpus(source: NewsIndex, target: NewsIndex) -> TransferReport:
     if target.store.counts() != (0, 0):
         articles, passages = target.store.counts()
         raise StoreError(
-            f"the target already holds {articles} articles and {passages} passages; migrate into an empty one"
+            f"the target already holds {plural(articles, 'article')} and {plural(passages, 'passage')}; "
+            "migrate into an empty one"
         )
     with target._writing():
         if isinstance(target, PgNewsIndex):
