@@ -26,17 +26,26 @@ from retrieval.urls import text_fragment_link
 
 __all__ = [
     "NOT_FOUND",
+    "NO_MATCH",
     "Ranked",
     "build_answer",
     "collapse_duplicates",
     "combine_confidence",
     "confidence",
     "confidence_parts",
+    "no_match_reason",
     "rank_groups",
 ]
 
 NOT_FOUND = "not found in the indexed articles"
 NO_MORE = "no more quotes for this question"
+# The reason when the question's filters (source:, since:, until:) leave no article at all.
+NO_MATCH = "no article matches"
+
+
+def no_match_reason(query: Query) -> str:
+    """Return why a filtered question has no answer: "no article matches source:norland"."""
+    return f"{NO_MATCH} {query.filters_text()}"
 
 
 @dataclass

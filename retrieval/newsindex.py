@@ -14,7 +14,7 @@ from itertools import islice
 
 import numpy as np
 
-from retrieval.answering import build_answer, confidence_parts, rank_groups
+from retrieval.answering import build_answer, confidence_parts, no_match_reason, rank_groups
 from retrieval.config import Config
 from retrieval.encoder import Encoder, load_encoder
 from retrieval.errors import EmptyIndexError, ModelMismatchError, StoreError
@@ -346,6 +346,9 @@ class NewsIndex:
             raise ValueError("k must be at least 1")
         stats = SearchStats()
         query, qvec, hits, idf = self._candidates(question, offset + k, fusion, stats)
+        if not hits and query.filtered and not self.store.any_article(query):
+            # Nothing was searched: say so, rather than that the articles do not answer.
+            return Answer(question, (), False, no_match_reason(query))
         copies = self.store.copies_of(s.article.id for s in hits)
         stored = self.store.sentence_vectors(s.hit.passage.id for s in hits)
         return build_answer(

@@ -194,16 +194,4 @@ def _utc(moment: datetime) -> datetime:
 
 
 def _passes(query: Query, article: Article) -> bool:
-    if query.source is not None:
-        needle = query.source.lower()
-        haystack = f"{article.source or ''} {article.url}".lower()
-        if needle not in haystack:
-            return False
-    if query.since is not None or query.until is not None:
-        if article.published is None:
-            return False
-        if query.since is not None and article.published < query.since:
-            return False
-        if query.until is not None and article.published > query.until:
-            return False
-    return True
+    return query.admits(article.source, article.url, article.published)

@@ -23,6 +23,7 @@ import numpy as np
 
 from retrieval.errors import NotFoundError, StoreError
 from retrieval.models import Article, Passage
+from retrieval.query import Query
 from retrieval.sentvecs import SentenceVectors
 
 __all__ = ["SCHEMA_VERSION", "SourceInfo", "Store", "UsageStats", "article_from_row", "index_text", "parse_time"]
@@ -435,6 +436,14 @@ class Store:
                 wanted,
             ).fetchall()
         return {int(r["id"]): SentenceVectors.unpack(r["sentences"]) for r in rows}
+
+    def any_article(self, query: Query) -> bool:
+        """Return True when some stored article passes the query's filters."""
+        with self.connection() as con:
+            for row in con.execute("SELECT source, url, published FROM articles"):
+                if query.admits(row["source"], row["url"], parse_time(row["published"])):
+                    return True
+        return False
 
     def counts(self) -> tuple[int, int]:
         """Return ``(articles, passages)``."""

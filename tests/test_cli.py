@@ -81,9 +81,7 @@ def test_ask_json_has_exactly_the_documented_shape(data: str) -> None:
 
 
 def test_ask_from_stdin_answers_one_json_line_per_question(data: str) -> None:
-    questions = (
-        "How big is the asteroid Vella?\n   \nWhat is the boiling point of tungsten?\n" + "x" * 20_000 + "\n\n"
-    )
+    questions = "How big is the asteroid Vella?\n   \nWhat is the boiling point of tungsten?\n" + "x" * 20_000 + "\n\n"
     code, out, _ = run("--data-dir", data, "ask", "--json", "-", input=questions)
     assert code == 0
     lines = [json.loads(line) for line in out.splitlines()]

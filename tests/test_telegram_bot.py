@@ -90,6 +90,20 @@ def test_question_the_articles_do_not_answer_gets_a_kind_not_found_with_a_hint(
     assert fake_api.refusals() == []
 
 
+def test_filters_that_match_no_article_are_named_in_the_reply_and_the_inline_hint(
+    start_bot: StartBot, fake_api: FakeBotApi
+) -> None:
+    start_bot()
+    [reply] = ask_private(fake_api, ANN, f"{BRIDGE_Q} source:norland")
+    assert "No article I have read matches source:norland" in reply["text"]
+    assert "/sources" in reply["text"]
+    qid = fake_api.inline_query(ANN, f"{BRIDGE_Q} source:norland")
+    fake_api.wait_for("answerInlineQuery")
+    answer = fake_api.inline_queries[qid]["answer"]
+    assert answer["results"] == [] and answer["button"]["text"] == "No article matches source:norland"
+    assert fake_api.refusals() == []
+
+
 def test_group_ask_addressed_to_the_bot_is_answered(start_bot: StartBot, fake_api: FakeBotApi) -> None:
     start_bot()
     group = fake_api.group(-1001)

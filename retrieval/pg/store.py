@@ -28,8 +28,9 @@ from retrieval.pg.migrations import (
     upgrade,
     wait_for_migrations,
 )
+from retrieval.query import Query
 from retrieval.sentvecs import SentenceVectors
-from retrieval.store import SourceInfo, Store, UsageStats, article_from_row
+from retrieval.store import SourceInfo, Store, UsageStats, article_from_row, parse_time
 
 __all__ = ["PgStore", "quote_term", "terms_literal", "vector_literal"]
 
@@ -368,6 +369,11 @@ class PgStore(Store):
             return {}
         rows = self._rows("SELECT passage_id, sentences FROM passage_sentences WHERE passage_id = ANY(%s)", (wanted,))
         return {int(r["passage_id"]): SentenceVectors.unpack(bytes(r["sentences"])) for r in rows}
+
+    def any_article(self, query: Query) -> bool:
+        """Return True when some stored article passes the query's filters."""
+        rows = self._rows("SELECT source, url, published FROM articles")
+        return any(query.admits(r["source"], r["url"], parse_time(r["published"])) for r in rows)
 
     def counts(self) -> tuple[int, int]:
         """Return ``(articles, passages)``."""
