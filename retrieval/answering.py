@@ -17,6 +17,7 @@ from retrieval.config import SearchConfig
 from retrieval.encoder import Encoder
 from retrieval.highlight import best_window, sentence_coverage, sentence_scores, sentence_spans
 from retrieval.lexical import term_coverage, tokenize
+from retrieval.merging import merge_quotes
 from retrieval.models import Answer, Article, Passage, Quote
 from retrieval.names import name_share, question_names
 from retrieval.query import Query
@@ -252,7 +253,9 @@ def build_answer(
     quotes: list[Quote] = []
     marks: list[tuple[str, int, int]] = []  # article id and absolute offsets of each marked span
     for r in candidates:
-        if len(quotes) >= wanted:
+        # Quotes of one article that overlap or adjoin become one (retrieval/merging.py), so
+        # count the quotes as they will be shown.
+        if len(quotes) >= wanted and len(merge_quotes(quotes)) >= wanted:
             break
         _score_sentences([r], query, encoder, query_vector, idf, stored)
         assert r.scores is not None
@@ -281,7 +284,7 @@ def build_answer(
                 also_in=tuple(also),
             )
         )
-    quotes = quotes[offset:]
+    quotes = merge_quotes(quotes)[offset:]
     if not quotes:
         return Answer(question, (), False, NO_MORE)
     return Answer(question, tuple(quotes), True, None)
