@@ -20,8 +20,8 @@ __all__ = ["merge_quotes", "touches"]
 
 def touches(text: str, a: tuple[int, int], b: tuple[int, int]) -> bool:
     """Return True when spans ``a`` and ``b`` of ``text`` overlap or only whitespace lies between them."""
-    (s1, e1), (s2, e2) = sorted((a, b))
-    return s2 <= e1 or not text[e1:s2].strip()
+    first, second = sorted((a, b))
+    return second[0] <= first[1] or not text[first[1] : second[0]].strip()
 
 
 @dataclass
