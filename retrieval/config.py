@@ -3,7 +3,9 @@
 Where the file comes from: ``--config PATH``, else ``$NEWSQA_CONFIG``, else ``./config.toml`` when
 it exists, else the defaults. Every key of section ``[s]`` can be overridden with
 ``NEWSQA_S_KEY`` (``NEWSQA_DATA_DIR`` for the top-level ``data_dir``). Unknown keys are errors that
-name the key. Secrets are never read from the TOML itself.
+name the key, values that cannot work are errors that name the key and what it may be
+(retrieval/config_rules.py), and ``NEWSQA_*`` variables that name no key are warned about.
+Secrets are never read from the TOML itself.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, TypeVar
 from retrieval.errors import ConfigError
 
 __all__ = [
+    "SECTIONS",
     "Config",
     "FeedConfig",
     "IndexConfig",
@@ -302,7 +305,7 @@ class Config:
         return Secret(value) if value else None
 
 
-_SECTIONS: dict[str, type] = {
+SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "passages": PassageConfig,
     "search": SearchConfig,
@@ -348,10 +351,10 @@ def load_config(path: str | os.PathLike[str] | None = None, env: typing.Mapping[
     for key, value in raw.items():
         if key == "data_dir":
             values["data_dir"] = _coerce(value, str, "data_dir", where)
-        elif key in _SECTIONS:
+        elif key in SECTIONS:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: [{key}] must be a table")
-            values[key] = _build(_SECTIONS[key], value, key, where)
+            values[key] = _build(SECTIONS[key], value, key, where)
         elif key == "feeds":
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
                 raise ConfigError(f"{where}: feeds must be written as [[feeds]] tables")
@@ -364,7 +367,11 @@ def load_config(path: str | os.PathLike[str] | None = None, env: typing.Mapping[
             "set NEWSQA_TELEGRAM_TOKEN or telegram.token_file"
         )
     config = Config(**values, source=str(file) if file else None)
-    return _apply_env(config, env)
+    # Every value is checked now, not at the first question or the first article.
+    from retrieval.config_rules import check_config, warn_unknown_environment
+
+    warn_unknown_environment(env)
+    return check_config(_apply_env(config, env))
 
 
 def _build(cls: type[T], table: dict[str, Any], section: str, where: str) -> T:
@@ -447,7 +454,7 @@ def _apply_env(config: Config, env: typing.Mapping[str, str]) -> Config:
     changes: dict[str, Any] = {}
     if "NEWSQA_DATA_DIR" in env:
         changes["data_dir"] = env["NEWSQA_DATA_DIR"]
-    for section, cls in _SECTIONS.items():
+    for section, cls in SECTIONS.items():
         current = getattr(config, section)
         hints = typing.get_type_hints(cls)
         updates: dict[str, Any] = {}

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -419,8 +419,12 @@ class NewsIndex:
         articles: Iterable[Article],
         progress: Callable[[int], None] | None = None,
         batch_articles: int = 64,
+        resplit: Collection[str] = (),
     ) -> IngestReport:
-        """Add or update articles; unchanged ones are skipped, exact copies recorded as copies."""
+        """Add or update articles; unchanged ones are skipped, exact copies recorded as copies.
+
+        Articles whose ids are in ``resplit`` are split and embedded again even when unchanged.
+        """
         report = IngestReport()
         started = time.perf_counter()
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -432,7 +436,7 @@ class NewsIndex:
             seen_ids: set[str] = set()
             try:
                 for batch in _batches(articles, batch_articles):
-                    vectors = self._ingest_batch(batch, vectors, report, progress, seen_ids)
+                    vectors = self._ingest_batch(batch, vectors, report, progress, seen_ids, resplit)
             finally:
                 if self._encoder is not None:
                     self._encoder.set_threads(self.config.model.query_threads)
@@ -466,6 +470,7 @@ class NewsIndex:
         report: IngestReport,
         progress: Callable[[int], None] | None,
         seen_ids: set[str],
+        resplit: Collection[str] = (),
     ) -> FaissIndex | None:
         plan: list[tuple[Article, str, str | None, bool]] = []  # article, digest, duplicate_of, replaces
         seen: dict[str, str] = {}
@@ -477,7 +482,7 @@ class NewsIndex:
             seen_ids.add(article.id)
             digest = content_hash(article.text)
             state = self.store.article_state(article.id)
-            if state is not None and state[0] == digest:
+            if state is not None and state[0] == digest and article.id not in resplit:
                 report.skipped += 1
                 continue
             plan.append((article, digest, seen.get(digest), state is not None))
@@ -587,6 +592,8 @@ class NewsIndex:
                 problems.append(f"passage {pid} belongs to missing article {aid}")
             elif article_text[start:end] != text:
                 problems.append(f"passage {pid} of article {aid}: text does not match offsets {start}:{end}")
+        unsplit = self.store.articles_without_passages()
+        problems += [unsplit_problem(aid) for aid in unsplit]
         articles, passages = self.store.counts()
         gen = self.store.generation()
         expected = np.array(sorted(ids), dtype=np.int64)
@@ -607,6 +614,8 @@ class NewsIndex:
             if not np.array_equal(np.sort(lexical.ids), expected):
                 problems.append(f"the lexical index holds {plural(len(lexical), 'passage')}, the store {passages}")
         if repair and problems:
+            if unsplit:
+                self.resplit(unsplit)
             with writer_lock(self.folder):
                 vectors, lexical = self._rebuild(self.store.generation())
                 self._save(vectors, lexical)
@@ -615,6 +624,11 @@ class NewsIndex:
             after = self.check(repair=False)
             return CheckReport(after.articles, after.passages, after.problems, repaired=True)
         return CheckReport(articles, passages, tuple(problems))
+
+    def resplit(self, article_ids: Sequence[str]) -> IngestReport:
+        """Split and embed these stored articles again (articles stored without passages)."""
+        stored = self.store.articles(article_ids)
+        return self.ingest((stored[i] for i in article_ids if i in stored), resplit=frozenset(article_ids))
 
     # -- questions and feedback ----------------------------------------------------------------
     def log_question(
@@ -638,6 +652,10 @@ class NewsIndex:
     def usage(self) -> UsageStats:
         """Return question and feedback counts."""
         return self.store.usage()
+
+
+def unsplit_problem(article_id: str) -> str:
+    return f"article {article_id} has no passages, so nothing of it is searchable (--repair splits it again)"
 
 
 def _sentence_vectors(

@@ -437,6 +437,15 @@ class Store:
             ).fetchall()
         return {int(r["id"]): SentenceVectors.unpack(r["sentences"]) for r in rows}
 
+    def articles_without_passages(self) -> list[str]:
+        """Return the ids of articles (not copies) that have no passages: nothing of them is searchable."""
+        with self.connection() as con:
+            rows = con.execute(
+                "SELECT a.id FROM articles a WHERE a.duplicate_of IS NULL"
+                " AND NOT EXISTS (SELECT 1 FROM passages p WHERE p.article_id = a.id) ORDER BY a.id"
+            ).fetchall()
+        return [str(r["id"]) for r in rows]
+
     def any_article(self, query: Query) -> bool:
         """Return True when some stored article passes the query's filters."""
         with self.connection() as con:

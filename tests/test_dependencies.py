@@ -74,7 +74,7 @@ def test_trafilatura_needs_lxml_html_clean_declared() -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
-@pytest.mark.skipif(os.environ.get("NEWSQA_SKIP_VENV_TEST") == "1", reason="NEWSQA_SKIP_VENV_TEST=1")
+@pytest.mark.skipif(os.environ.get("SKIP_NEWSQA_VENV_TEST") == "1", reason="SKIP_NEWSQA_VENV_TEST=1")
 def test_every_module_imports_in_a_venv_made_as_the_readme_says(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

@@ -12,7 +12,7 @@ from retrieval.config import Config
 from retrieval.encoder import Encoder
 from retrieval.errors import ConfigError, EmptyIndexError
 from retrieval.models import Article
-from retrieval.newsindex import CheckReport, NewsIndex
+from retrieval.newsindex import CheckReport, NewsIndex, unsplit_problem
 from retrieval.pg.connect import Database
 from retrieval.pg.migrations import current_version
 from retrieval.pg.search import PgRetriever
@@ -133,11 +133,15 @@ class PgNewsIndex(NewsIndex):
                 problems.append(f"passage {pid} belongs to missing article {aid}")
             elif article_text[start:end] != text:
                 problems.append(f"passage {pid} of article {aid}: text does not match offsets {start}:{end}")
+        unsplit = self.store.articles_without_passages()
+        problems += [unsplit_problem(aid) for aid in unsplit]
         articles, passages = self.store.counts()
         dim = self.store.get_meta("dim")
         for row in self._index_facts(int(dim) if dim else None):
             problems.append(row)
         if repair and problems:
+            if unsplit:
+                self.resplit(unsplit)
             with self._writing(), self.store.connection() as con:
                 # The rows are the truth; only the indexes and sums over them can be rebuilt.
                 con.execute("REINDEX TABLE passages")

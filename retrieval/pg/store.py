@@ -370,6 +370,15 @@ class PgStore(Store):
         rows = self._rows("SELECT passage_id, sentences FROM passage_sentences WHERE passage_id = ANY(%s)", (wanted,))
         return {int(r["passage_id"]): SentenceVectors.unpack(bytes(r["sentences"])) for r in rows}
 
+    def articles_without_passages(self) -> list[str]:
+        """Return the ids of articles (not copies) that have no passages: nothing of them is searchable."""
+        rows = self._rows(
+            "SELECT a.id FROM articles a WHERE a.duplicate_of IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM passages p WHERE p.article_id = a.id) ORDER BY a.id",
+            read_only=False,
+        )
+        return [str(r["id"]) for r in rows]
+
     def any_article(self, query: Query) -> bool:
         """Return True when some stored article passes the query's filters."""
         rows = self._rows("SELECT source, url, published FROM articles")
