@@ -55,7 +55,7 @@ def test_a_value_that_cannot_work_is_refused_at_load(tmp_path: Path, toml: str, 
 
 
 def test_environment_values_are_checked_too() -> None:
-    with pytest.raises(ConfigError, match="search.k must be from 1 to 50, not 0"):
+    with pytest.raises(ConfigError, match=r"search\.k must be from 1 to 50, not 0"):
         load_config(None, env={"NEWSQA_SEARCH_K": "0"})
 
 
