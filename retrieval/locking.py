@@ -19,7 +19,10 @@ def writer_active(folder: Path) -> bool:
     path = folder / ".writer.lock"
     if not path.exists():
         return False
-    fd = os.open(path, os.O_RDWR)
+    try:
+        fd = os.open(path, os.O_RDONLY)  # flock needs no write access: a read-only directory works
+    except OSError:
+        return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -33,7 +36,12 @@ def writer_active(folder: Path) -> bool:
 def writer_lock(folder: Path, wait: float = 600.0) -> Iterator[None]:
     """Hold the data directory's writer lock; wait up to ``wait`` seconds for another writer."""
     path = folder / ".writer.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot write to {folder} ({exc.strerror}): newsqa can answer from a read-only directory but not write to it"
+        ) from None
     try:
         deadline = time.monotonic() + wait
         while True:

@@ -4,11 +4,15 @@ SQLite is the source of truth. Every write bumps ``meta.generation``; the FAISS 
 record the generation they were built from, so a reader can tell when they are stale and
 rebuild them from here without re-embedding. WAL mode lets one writer and several readers
 share the file.
+
+A data directory that cannot be written (a read-only volume, a backup) is opened immutable: it
+answers questions and lists articles, and any write is refused with a line that says why.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import numpy as np
 
@@ -158,14 +163,22 @@ class Store:
             raise StoreError(f"no store at {path}")
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        # SQLite writes beside the database (the -wal and -shm files) even to read it in WAL mode.
+        self.read_only = path.exists() and not (os.access(path.parent, os.W_OK) and os.access(path, os.W_OK))
         with self.connection() as con:
-            con.executescript(_SCHEMA)
+            if not self.read_only:
+                con.executescript(_SCHEMA)
             version = self.get_meta("schema_version")
             if version is not None and int(version) > SCHEMA_VERSION:
                 raise StoreError(
                     f"{path} was written by a newer newsqa (schema {version}, this one knows {SCHEMA_VERSION}); upgrade newsqa"
                 )
             if version is None or int(version) < SCHEMA_VERSION:
+                if self.read_only:
+                    raise StoreError(
+                        f"{path.parent} is not writable, and {path.name} was written by an older newsqa; "
+                        "open it once where it can be written to upgrade it"
+                    )
                 self._upgrade(con)
 
     def _upgrade(self, con: sqlite3.Connection) -> None:
@@ -184,6 +197,8 @@ class Store:
                 raise
 
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return self._connect_read_only()
         try:
             con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
             con.row_factory = sqlite3.Row
@@ -193,6 +208,29 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is not a usable newsqa database: {exc}") from None
         return con
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """Open a database in a directory that cannot be written: immutable, no lock files."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            # Immutable reading would miss what the log holds; read-only WAL reading needs to write.
+            raise StoreError(
+                f"{self.path.parent} is not writable, and {wal.name} holds writes not yet in the database; "
+                "open it once where it can be written (or copy the directory) to read it"
+            )
+        uri = f"file:{quote(str(self.path.resolve()))}?immutable=1"
+        try:
+            con = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            con.row_factory = sqlite3.Row
+            con.execute("SELECT 1 FROM meta LIMIT 1")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a usable newsqa database: {exc}") from None
+        return con
+
+    def refuse_writes(self) -> None:
+        """Raise StoreError when the data directory cannot be written."""
+        if self.read_only:
+            raise StoreError(f"{self.path.parent} is read-only: newsqa can answer from it but not write to it")
 
     @contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
@@ -209,6 +247,7 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Yield a connection inside one write transaction that bumps the generation on commit."""
+        self.refuse_writes()
         with self._write_lock, self.connection() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
