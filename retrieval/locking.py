@@ -40,7 +40,8 @@ def writer_lock(folder: Path, wait: float = 600.0) -> Iterator[None]:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         raise StoreError(
-            f"cannot write to {folder} ({exc.strerror}): newsqa can answer from a read-only directory but not write to it"
+            f"cannot write to {folder} ({exc.strerror}): "
+            "newsqa can answer from a read-only directory but not write to it"
         ) from None
     try:
         deadline = time.monotonic() + wait
