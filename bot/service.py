@@ -12,10 +12,17 @@ answers what reaches it; in polling mode only the replica holding the poller loc
 Telegram (a second poller would get 409 Conflict) and the others stand by, trying to take the
 lock every ``serve.takeover_every``; it goes free when the poller dies.
 
+Telegram is a network dependency, not a part of the process: when the Bot API cannot be reached
+(a wrong ``base_url``, an outage at boot or later) the service stays up, polls its feeds, retries
+Telegram with backoff (bot/telegram/link.py logs each change once) and connects as soon as it
+answers. Without a bot token but with ``[[feeds]]`` it runs as a feeds-only ingestion worker
+(role ``feeds``).
+
 Health, both ways: under systemd (``Type=notify``) the service sends READY=1 once it is
-receiving updates, WATCHDOG=1 while the event loop runs and the updater and the scheduler are
-alive, and STOPPING=1 on the way out; with ``serve.health_port`` it also answers
-``GET /healthz`` (200 or 503 with a JSON body), which container supervisors can poll.
+receiving updates (or has found Telegram unreachable, or runs feeds only), WATCHDOG=1 while the
+event loop runs and the updater and the scheduler are alive, and STOPPING=1 on the way out; with
+``serve.health_port`` it also answers ``GET /healthz`` (200 or 503 with a JSON body), which
+container supervisors can poll; it says 503 while Telegram cannot be reached, with the reason.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from bot.telegram.link import TelegramLink, backoff_delays
 from retrieval.config import Config, FeedConfig
 from retrieval.coordination import Coordinator, Lease, coordinator_for
 from retrieval.errors import ConfigError, NewsqaError
@@ -154,12 +162,24 @@ class Service:
         self.mode = mode or config.serve.mode
         if self.mode not in ("polling", "webhook"):
             raise ConfigError(f'serve.mode must be "polling" or "webhook", got {self.mode!r}')
-        if self.mode == "webhook" and not config.serve.webhook_url:
+        token = config.telegram_token()
+        # No bot token but feeds: a feeds-only ingestion worker (beside webhook replicas, say).
+        self.feeds_only = token is None and bool(config.feeds)
+        if token is None and not config.feeds:
+            raise ConfigError(
+                "no Telegram bot token: set NEWSQA_TELEGRAM_TOKEN or telegram.token_file (the token comes from "
+                "@BotFather), or list [[feeds]] in the config to run serve as a feeds-only ingestion worker"
+            )
+        if self.mode == "webhook" and not config.serve.webhook_url and not self.feeds_only:
             raise ConfigError("webhook mode needs serve.webhook_url (the public https URL)")
+        refuse_unfetchable_feeds(config)
         self.refresh_every = parse_every(config.serve.refresh_every, "serve.refresh_every")
         self.takeover_every = parse_every(config.serve.takeover_every, "serve.takeover_every")
-        # "webhook"; in polling mode "starting", then "poller" or "standby".
-        self.role = "webhook" if self.mode == "webhook" else "starting"
+        # "feeds" without a bot; "webhook"; in polling mode "starting", then "poller" or "standby".
+        self.role = "feeds" if self.feeds_only else "webhook" if self.mode == "webhook" else "starting"
+        self.link = TelegramLink(token.reveal() if token is not None else "")
+        self._fatal: NewsqaError | None = None
+        self._telegram_task: asyncio.Task[None] | None = None
         self.schedule = FeedSchedule.of(config.feeds, time.monotonic())
         self.started = time.time()
         self._stop_thread = threading.Event()
@@ -177,7 +197,7 @@ class Service:
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> None:
         """Open (or create) the index, load the model, and serve until a stop signal."""
-        from bot.telegram.app import ALLOWED_UPDATES, build_application
+        from bot.telegram.app import build_application
         from retrieval.newsindex import NewsIndex
         from retrieval.web import Fetcher
 
@@ -189,72 +209,123 @@ class Service:
         try:
             # Load the model (and the runtime's session, made on first use) now, not at the first question.
             index.encoder.embed_one("warm up")
-            app = build_application(self.config, index)
+            app = None if self.feeds_only else build_application(self.config, index, self.link)
             self._app = app
             self._fetcher = Fetcher(self.config.web)
-            chained = app.post_init
-
-            async def post_init(application: Any) -> None:
-                if chained is not None:
-                    await chained(application)
-                await self._start()
-
-            app.post_init = post_init
-            app.post_stop = self._post_stop
             articles = index.stats().articles
-            log.info(
-                "serving (%s) from %s: %s, %s",
-                self.mode,
-                self.config.data_path,
-                plural(articles, "article"),
-                plural(len(self.config.feeds), "feed"),
-            )
-            if self.mode == "webhook":
-                serve = self.config.serve
-                app.run_webhook(
-                    listen=serve.listen,
-                    port=serve.port,
-                    url_path=urlsplit(serve.webhook_url).path.lstrip("/"),
-                    webhook_url=serve.webhook_url,
-                    secret_token=webhook_secret(self.config),
-                    allowed_updates=ALLOWED_UPDATES,
+            if app is None:
+                log.info(
+                    "no Telegram bot token: serving as a feeds-only ingestion worker from %s: %s, %s",
+                    self.config.data_path,
+                    plural(articles, "article"),
+                    plural(len(self.config.feeds), "feed"),
                 )
             else:
-                asyncio.run(self._run_polling(app))
+                log.info(
+                    "serving (%s) from %s: %s, %s",
+                    self.mode,
+                    self.config.data_path,
+                    plural(articles, "article"),
+                    plural(len(self.config.feeds), "feed"),
+                )
+            asyncio.run(self._serve(app))
         finally:
             if self._fetcher is not None:
                 self._fetcher.close()
             self._release_poller()
             index.close()
+        if self._fatal is not None:
+            raise self._fatal
         log.info("stopped")
 
-    async def _run_polling(self, app: BotApp) -> None:
-        """Run the bot in polling mode until SIGTERM/SIGINT: PTB's run_polling, but long polling
-        only while this replica holds the poller lock (the same start and stop order)."""
+    async def _serve(self, app: BotApp | None) -> None:
+        """Run until SIGTERM/SIGINT: the feeds, the refresher and the health checks at once, and
+        the bot as soon as Telegram answers (PTB's start and stop order; in polling mode long
+        polling only while this replica holds the poller lock)."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await app.initialize()
+        await self._start()
         try:
-            if app.post_init is not None:
-                await app.post_init(app)
-            await app.start()
-            self._lead_task = asyncio.create_task(self._lead_polling(app, stop), name="poller")
+            if app is not None:
+                self._telegram_task = asyncio.create_task(self._keep_telegram(app, stop), name="telegram")
             await stop.wait()
         finally:
-            if self._lead_task is not None:
-                self._lead_task.cancel()
-                await asyncio.gather(self._lead_task, return_exceptions=True)
-            if app.updater is not None and app.updater.running:
-                await app.updater.stop()
-            if app.running:
-                await app.stop()
-                if app.post_stop is not None:
-                    await app.post_stop(app)
-            await app.shutdown()
-            if app.post_shutdown is not None:
-                await app.post_shutdown(app)
+            for task in (self._telegram_task, self._lead_task):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+            if app is not None:
+                await self._quietly("stop receiving updates", _stop_updater(app))
+                if app.running:
+                    await self._quietly("stop the bot", app.stop())
+            await self._post_stop(app)
+            if app is not None:
+                await self._quietly("shut the bot down", app.shutdown())
+
+    async def _quietly(self, what: str, step: Coroutine[Any, Any, Any]) -> None:
+        """Run one shutdown step; a failure (Telegram gone) is one log line, not a traceback."""
+        try:
+            await step
+        except Exception as exc:
+            log.warning("could not %s: %s", what, _one_line(exc))
+
+    async def _keep_telegram(self, app: BotApp, stop: asyncio.Event) -> None:
+        """Connect the bot to Telegram, retrying with backoff while it cannot be reached; then run it."""
+        from telegram.error import InvalidToken, NetworkError
+
+        delays = backoff_delays()
+        initialized = commands = False
+        while not stop.is_set():
+            try:
+                if not initialized:
+                    await app.initialize()  # getMe
+                    initialized = True
+                if not commands and app.post_init is not None:
+                    await app.post_init(app)  # the command menus
+                    commands = True
+                if self.mode == "webhook":
+                    await self._start_webhook(app)
+                await app.start()
+                break
+            except InvalidToken as exc:
+                self._fatal = ConfigError(f"Telegram refused the bot token ({_one_line(exc)}); check the token")
+                stop.set()
+                return
+            except NetworkError as exc:  # TimedOut too; already logged once by the link
+                self.link.failed(_one_line(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), next(delays))
+        if stop.is_set():
+            return
+        if self.mode == "polling":
+            self._lead_task = asyncio.create_task(self._lead_polling(app, stop), name="poller")
+
+    async def _start_webhook(self, app: BotApp) -> None:
+        from bot.telegram.app import ALLOWED_UPDATES
+
+        serve = self.config.serve
+        updater = app.updater
+        assert updater is not None
+        if not updater.running:
+            await updater.start_webhook(
+                listen=serve.listen,
+                port=serve.port,
+                url_path=urlsplit(serve.webhook_url).path.lstrip("/"),
+                webhook_url=serve.webhook_url,
+                secret_token=webhook_secret(self.config),
+                allowed_updates=ALLOWED_UPDATES,
+            )
+
+    def _polling_error(self, exc: Exception) -> None:
+        """PTB's polling loop failed once (it retries itself): the link logs outages, once."""
+        from telegram.error import NetworkError
+
+        if isinstance(exc, NetworkError):
+            self.link.failed(_one_line(exc))
+        else:
+            log.warning("polling Telegram: %s", _one_line(exc))
 
     async def _lead_polling(self, app: BotApp, stop: asyncio.Event) -> None:
         """Long-poll while holding the poller lock; otherwise stand by and try to take it."""
@@ -285,9 +356,14 @@ class Service:
         assert updater is not None
         if role == "poller" and not updater.running:
             try:
-                await updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+                await updater.start_polling(allowed_updates=ALLOWED_UPDATES, error_callback=self._polling_error)
             except Exception as exc:  # Telegram unreachable: let another replica try, retry later
-                log.warning("cannot start polling Telegram: %s", exc)
+                from telegram.error import NetworkError
+
+                if isinstance(exc, NetworkError):
+                    self.link.failed(_one_line(exc))
+                else:
+                    log.warning("cannot start polling Telegram: %s", _one_line(exc))
                 self._release_poller()
                 return
             log.info("polling Telegram (this replica holds the poller lock)")
@@ -316,7 +392,7 @@ class Service:
     def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coroutine, name=name))
 
-    async def _post_stop(self, _app: Any) -> None:
+    async def _post_stop(self, _app: BotApp | None) -> None:
         """Stop the feeds (letting an ingest finish its batch), then the helpers (post_stop)."""
         sd_notify("STOPPING=1")
         self._stop_thread.set()
@@ -412,10 +488,19 @@ class Service:
 
     async def _announce_ready(self) -> None:
         app = self._app
-        assert app is not None
-        while not (app.running and (app.updater is None or app.updater.running or self.role == "standby")):
+        # Ready once the bot receives updates, or Telegram has been found unreachable (the feeds
+        # run meanwhile; systemd must not kill a service that waits for the network), or at once
+        # without a bot.
+        while app is not None and not (
+            (app.running and (app.updater is None or app.updater.running or self.role == "standby"))
+            or self.link.reason is not None
+        ):
             await asyncio.sleep(0.05)
-        sd_notify(f"READY=1\nSTATUS=serving ({self.mode}), {plural(len(self.config.feeds), 'feed')}")
+        what = "feeds only" if app is None else self.mode
+        status = f"serving ({what}), {plural(len(self.config.feeds), 'feed')}"
+        if app is not None and self.link.down:
+            status += "; Telegram cannot be reached yet, retrying"
+        sd_notify(f"READY=1\nSTATUS={status}")
         log.info("ready")
         interval = watchdog_interval()
         if interval is not None:
@@ -433,12 +518,20 @@ class Service:
 
     # -- health ----------------------------------------------------------------------------------
     def healthy(self) -> tuple[bool, str | None]:
-        """Return whether the bot and the scheduler are alive, and what is wrong if not."""
+        """Return whether the bot and the scheduler are alive, and what is wrong if not.
+
+        Telegram being unreachable is not a fault of the process (a restart would not help, and
+        the feeds go on): /healthz reports it, the watchdog is still pinged.
+        """
         app = self._app
-        if app is None or not app.running:
-            return False, "the bot is not running"
-        if app.updater is not None and not app.updater.running and self.role != "standby":
-            return False, "the bot is not receiving updates"
+        if app is not None and not self.link.down:
+            if not app.running:
+                return False, "the bot is not running"
+            if app.updater is not None and not app.updater.running and self.role not in ("standby", "starting"):
+                return False, "the bot is not receiving updates"
+        telegram = self._telegram_task
+        if telegram is not None and telegram.done() and not telegram.cancelled() and telegram.exception() is not None:
+            return False, f"connecting to Telegram stopped: {telegram.exception()!r}"
         lead = self._lead_task
         if lead is not None and lead.done() and not lead.cancelled() and lead.exception() is not None:
             return False, f"the poller election stopped: {lead.exception()!r}"
@@ -458,6 +551,8 @@ class Service:
             # restart of the bot would not help, so the watchdog is not told.
             stats = None
             ok, problem = False, problem or str(exc)
+        if self._app is not None and (unreachable := self.link.problem()) is not None:
+            ok, problem = False, problem or unreachable
         feeds = [
             {
                 "url": s.feed.url,
@@ -480,6 +575,7 @@ class Service:
             "passages": stats.passages if stats else None,
             "updated_at": stats.updated_at.isoformat() if stats and stats.updated_at else None,
             "feeds": feeds,
+            "telegram": self.link.report() if self._app is not None else {"state": "off"},
         }
         return ok, body
 
@@ -520,6 +616,27 @@ def _start_health_server(service: Service) -> HTTPServer:
     server = web.listen(serve.health_port, address=serve.health_listen, xheaders=False)
     log.info("health checks on http://%s:%d/healthz", serve.health_listen, serve.health_port)
     return server
+
+
+async def _stop_updater(app: BotApp) -> None:
+    if app.updater is not None and app.updater.running:
+        await app.updater.stop()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return " ".join(str(text).split())
+
+
+def refuse_unfetchable_feeds(config: Config) -> None:
+    """Refuse at start a feed URL that no poll could ever fetch (a private address, by default)."""
+    from retrieval.web import BlockedURLError, vet_url
+
+    for number, feed in enumerate(config.feeds, start=1):
+        try:
+            vet_url(feed.url, config.web)
+        except BlockedURLError as exc:
+            raise ConfigError(f"feed {number} can never be fetched: {exc}") from None
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:

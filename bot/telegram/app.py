@@ -36,6 +36,7 @@ from telegram.ext import (
 from bot.telegram import buttons, commands, handlers, inline
 from bot.telegram.access import Access, RateLimiter
 from bot.telegram.errors import on_error
+from bot.telegram.link import TelegramLink, WatchedRequest
 from bot.telegram.state import STATE_KEY, BotState, Settings, get_state
 from retrieval.config import Config
 from retrieval.errors import ConfigError
@@ -173,8 +174,11 @@ async def resume_chat(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         get_state(context).stopped.discard(update.effective_chat.id)
 
 
-def build_application(config: Config, index: NewsIndex) -> BotApp:
-    """Return the bot's Application for ``index``, pointed at ``telegram.base_url`` when set."""
+def build_application(config: Config, index: NewsIndex, link: TelegramLink | None = None) -> BotApp:
+    """Return the bot's Application for ``index``, pointed at ``telegram.base_url`` when set.
+
+    With a ``link`` every Bot API request reports to it whether Telegram could be reached.
+    """
     secret = config.telegram_token()
     if secret is None:
         raise ConfigError(
@@ -184,15 +188,20 @@ def build_application(config: Config, index: NewsIndex) -> BotApp:
     _guard_token(token)
     # Opt in to PTB 23's timedelta periods now: otherwise every RetryAfter PTB builds warns.
     os.environ.setdefault("PTB_TIMEDELTA", "true")
-    app = (
+    builder = (
         ApplicationBuilder()
         .token(token)
         .base_url(base_url_of(config))
         .concurrent_updates(64)
         .rate_limiter(AIORateLimiter(max_retries=2))
         .post_init(_set_commands)
-        .build()
     )
+    if link is not None:
+        # The pool sizes PTB's builder gives its own requests: 256 for calls, 1 for getUpdates.
+        builder = builder.request(WatchedRequest(link, connection_pool_size=256)).get_updates_request(
+            WatchedRequest(link, connection_pool_size=1)
+        )
+    app = builder.build()
     app.bot_data[STATE_KEY] = BotState(
         config=config,
         index=index,
