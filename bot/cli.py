@@ -93,9 +93,22 @@ def cli(ctx: click.Context, config_path: str | None, data_dir: str | None, verbo
 @click.option("--title", help="Title of the article (single file only).")
 @click.option("--source", help="Outlet name (single file only).")
 @click.option("--published", help="Publication date, ISO 8601 (single file only).")
+@click.option(
+    "--progress-every",
+    type=click.FloatRange(0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds between progress lines when stderr is not a terminal (a terminal gets a bar).",
+)
 @click.pass_obj
 def ingest(
-    state: State, paths: tuple[str, ...], url: str | None, title: str | None, source: str | None, published: str | None
+    state: State,
+    paths: tuple[str, ...],
+    url: str | None,
+    title: str | None,
+    source: str | None,
+    published: str | None,
+    progress_every: float,
 ) -> None:
     """Add articles from files and folders (.txt .md .html .jsonl), web pages and RSS/Atom feeds (URLs)."""
     from bot.ingesting import ingest_paths, ingest_urls, is_url
@@ -109,7 +122,10 @@ def ingest(
                 raise click.UsageError("--url, --title, --source and --published apply to a single file")
             ok = ingest_urls(state, urls)
         if files:
-            ok = ingest_paths(state, files, url=url, title=title, source=source, published=published) and ok
+            done = ingest_paths(
+                state, files, url=url, title=title, source=source, published=published, progress_every=progress_every
+            )
+            ok = done and ok
     if not ok:
         sys.exit(1)
 

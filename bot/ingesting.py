@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from bot.progress import IngestProgress, count_articles
 from retrieval.errors import LoaderError
 from retrieval.loaders import Overrides, iter_files, load_file, parse_published
 from retrieval.models import Article
@@ -28,6 +28,7 @@ def ingest_paths(
     source: str | None = None,
     published: str | None = None,
     quiet_if_unchanged: bool = False,
+    progress_every: float = 10.0,
 ) -> bool:
     """Ingest files and folders; return False when anything could not be read."""
     from retrieval.newsindex import NewsIndex
@@ -73,17 +74,12 @@ def ingest_paths(
 
     index = NewsIndex.open(state.config, create=True)
     click.get_current_context().call_on_close(index.close)
-    show_bar = sys.stderr.isatty()
-    bar = None
-    if show_bar:
-        from tqdm import tqdm
-
-        bar = tqdm(unit=" passages", desc="embedding", file=sys.stderr, leave=False)
+    # A bar on a terminal, a line every progress_every seconds otherwise (logs, pipes).
+    shown = IngestProgress(count_articles(files), state.config.data_path, every=progress_every)
     try:
-        report = index.ingest(articles(), progress=bar.update if bar is not None else None)
+        report = index.ingest(articles(), progress=shown.passages, on_batch=shown.batch, on_wait=shown.waiting)
     finally:
-        if bar is not None:
-            bar.close()
+        shown.close()
     report.problems = problems
     if not (quiet_if_unchanged and report.added + report.updated == 0 and not problems):
         click.echo(report.summary(), err=quiet_if_unchanged)

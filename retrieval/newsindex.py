@@ -49,17 +49,30 @@ class IngestReport:
     duplicates: int = 0
     repeated: int = 0
     passages: int = 0
+    # Words of the article texts split into those passages (copies and unchanged ones not counted).
+    words: int = 0
+    # Seconds spent working, and before that waiting for another writer (not in the rates).
     seconds: float = 0.0
+    waited: float = 0.0
     problems: list[str] = field(default_factory=list)
 
+    @property
+    def articles(self) -> int:
+        """Return how many articles of the input were dealt with so far (stored, copies or unchanged)."""
+        return self.added + self.updated + self.skipped + self.duplicates
+
     def summary(self) -> str:
-        """Return the one-line summary printed after an ingest."""
+        """Return the one-line summary printed after an ingest: counts, then passages/s and words/s."""
         rate = self.passages / self.seconds if self.seconds > 0 else 0.0
+        words_rate = self.words / self.seconds if self.seconds > 0 else 0.0
         text = (
             f"{self.added} added, {self.updated} updated, {self.skipped - self.repeated} unchanged, "
             f"{plural(self.duplicates, 'copy')} of stored articles; {plural(self.passages, 'passage')} "
-            f"in {self.seconds:.1f} s ({rate:.0f} passages/s)"
+            f"({plural(self.words, 'word', grouped=True)}) in {self.seconds:.1f} s "
+            f"({rate:.1f} passages/s, {words_rate:,.0f} words/s)"
         )
+        if self.waited >= 0.1:
+            text += f"; waited {self.waited:.1f} s for another writer first"
         if self.repeated:
             text += f"; {self.repeated} repeated an article already in this input (first kept)"
         if self.problems:
@@ -420,15 +433,23 @@ class NewsIndex:
         progress: Callable[[int], None] | None = None,
         batch_articles: int = 64,
         resplit: Collection[str] = (),
+        on_batch: Callable[[IngestReport], None] | None = None,
+        on_wait: Callable[[int | None], None] | None = None,
     ) -> IngestReport:
         """Add or update articles; unchanged ones are skipped, exact copies recorded as copies.
 
         Articles whose ids are in ``resplit`` are split and embedded again even when unchanged.
+        ``progress`` is told of passages as they are embedded, ``on_batch`` gets the report so
+        far after each committed batch, ``on_wait`` is called once (with the other writer's pid,
+        if known) when another process holds the write lock. The report's seconds start once
+        the lock is held.
         """
         report = IngestReport()
-        started = time.perf_counter()
+        asked = time.perf_counter()
         self.folder.mkdir(parents=True, exist_ok=True)
-        with self._writing():
+        with self._writing(on_wait):
+            started = time.perf_counter()
+            report.waited = started - asked
             start_gen = self.store.generation()
             vectors: FaissIndex | None = None
             # An id repeated within one input (two texts under one URL) keeps its first text, so
@@ -437,6 +458,9 @@ class NewsIndex:
             try:
                 for batch in _batches(articles, batch_articles):
                     vectors = self._ingest_batch(batch, vectors, report, progress, seen_ids, resplit)
+                    if on_batch is not None:
+                        report.seconds = time.perf_counter() - started
+                        on_batch(report)
             finally:
                 if self._encoder is not None:
                     self._encoder.set_threads(self.config.model.query_threads)
@@ -446,9 +470,9 @@ class NewsIndex:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _writing(self) -> AbstractContextManager[None]:
+    def _writing(self, on_wait: Callable[[int | None], None] | None = None) -> AbstractContextManager[None]:
         """Return the lock every writer of this data holds: the data directory's lock file."""
-        return writer_lock(self.folder)
+        return writer_lock(self.folder, on_wait=on_wait)
 
     def _prepare_write(self) -> FaissIndex:
         """Load the encoder and the vector index for writing; record the encoder on first use."""
@@ -522,6 +546,7 @@ class NewsIndex:
                 added_vecs.append(vecs[pos : pos + len(spans)])
                 pos += len(spans)
                 report.passages += len(spans)
+                report.words += len(article.text.split())
                 if replaces:
                     report.updated += 1
                 else:

@@ -54,8 +54,8 @@ def test_one_article_one_passage_one_copy_are_singular(tmp_path: Path) -> None:
     code, out, err = _run("--data-dir", data, "ingest", str(source))
     assert code == 0, err
     summary = out + err
-    assert "1 copy of stored articles; 1 passage in" in summary, summary
-    assert "1 copies" not in summary and "1 passages in" not in summary
+    assert "1 copy of stored articles; 1 passage (" in summary, summary
+    assert "1 copies" not in summary and "1 passages (" not in summary
     code, out, _ = _run("--data-dir", data, "check")
     assert code == 0 and "ok: 2 articles, 1 passage" in out, out
 

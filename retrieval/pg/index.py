@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -88,8 +88,8 @@ class PgNewsIndex(NewsIndex):
         """Close this index's connection pools."""
         self.store.db.close()
 
-    def _writing(self) -> AbstractContextManager[None]:
-        return self.store.writing()
+    def _writing(self, on_wait: Callable[[int | None], None] | None = None) -> AbstractContextManager[None]:
+        return self.store.writing()  # a database-wide advisory lock: waits without telling
 
     def refresh(self) -> bool:
         """Return True when anyone wrote since the last call (answers always read the newest data anyway)."""
