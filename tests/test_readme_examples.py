@@ -49,10 +49,11 @@ def test_a_filter_example_matches_a_bundled_article(run: Callable[[str], str]) -
 
 def test_a_drifted_example_is_caught_and_rewritten(run: Callable[[str], str]) -> None:
     text = (
-        "Intro.\n\n<!-- example -->\n```\n$ newsqa ask -k 1 \"How big is the asteroid Vella?\"\n"
+        'Intro.\n\n<!-- example -->\n```\n$ newsqa ask -k 1 "How big is the asteroid Vella?"\n'
         "1. An old answer — Kestrel probe reaches asteroid Vella · Demo Daily Herald · 2025-06-18\n```\n\nEnd.\n"
     )
     [(example, real)] = examples.drifted(text, run)
+    assert example.command.startswith("newsqa ask -k 1")
     assert "2.7 kilometres wide" in real and "Sample Times" in real
     fixed = examples.rewrite(text, run)
     assert examples.drifted(fixed, run) == []
