@@ -16,7 +16,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatMemberStatus
-from telegram.error import BadRequest, Forbidden
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -39,7 +39,7 @@ from bot.telegram.errors import on_error
 from bot.telegram.link import TelegramLink, WatchedRequest
 from bot.telegram.state import STATE_KEY, BotState, Settings, get_state
 from retrieval.config import Config
-from retrieval.errors import ConfigError
+from retrieval.errors import ConfigError, NewsqaError
 
 __all__ = ["ALLOWED_UPDATES", "build_application", "run_polling", "serve"]
 
@@ -242,11 +242,14 @@ def _add_handlers(app: BotApp) -> None:
 
 
 def serve(app: BotApp, *, handle_signals: bool = True) -> None:
-    """Run long polling until SIGINT/SIGTERM (or, without signals, until the loop is stopped)."""
+    """Run long polling until SIGINT/SIGTERM (or, without signals, until the loop is stopped).
+
+    Telegram unreachable at start is waited for (PTB retries with backoff), not a crash.
+    """
     if handle_signals:
-        app.run_polling(allowed_updates=ALLOWED_UPDATES)
+        app.run_polling(allowed_updates=ALLOWED_UPDATES, bootstrap_retries=-1)
     else:
-        app.run_polling(allowed_updates=ALLOWED_UPDATES, stop_signals=None)
+        app.run_polling(allowed_updates=ALLOWED_UPDATES, stop_signals=None, bootstrap_retries=-1)
 
 
 async def refresh_index(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -263,10 +266,17 @@ def run_polling(config: Config) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     index = NewsIndex.open(config)
     try:
-        app = build_application(config, index)
+        # The link logs once when Telegram cannot be reached and once when it answers again.
+        token = config.telegram_token()
+        app = build_application(config, index, TelegramLink(token.reveal() if token is not None else ""))
         if app.job_queue is not None:
             app.job_queue.run_repeating(refresh_index, interval=REFRESH_SECONDS, first=REFRESH_SECONDS)
         log.info("starting the Telegram bot (long polling)")
-        serve(app)
+        try:
+            serve(app)
+        except InvalidToken as exc:
+            raise ConfigError(f"Telegram refused the bot token ({exc.message}); check the token") from None
+        except NetworkError as exc:  # not retried (a stop while connecting): one line, no traceback
+            raise NewsqaError(f"cannot reach Telegram at {base_url_of(config)}: {exc.message}") from None
     finally:
         index.close()

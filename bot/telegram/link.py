@@ -78,10 +78,10 @@ class TelegramLink:
         reason = self._clean(reason)
         if self._state.name == "connected":
             self._state = _State("unreachable", time.time(), reason)
-            log.warning("Telegram cannot be reached: %s; retrying, feeds go on", reason)
+            log.warning("Telegram cannot be reached: %s; retrying", reason)
         elif self._state.reason is None:
             self._state = _State(self._state.name, self._state.since, reason)
-            log.warning("Telegram cannot be reached yet: %s; retrying with backoff, feeds go on", reason)
+            log.warning("Telegram cannot be reached yet: %s; retrying with backoff", reason)
         elif self._state.reason != reason:
             self._state.reason = reason  # the same outage, said another way: no new line
 
