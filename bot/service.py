@@ -275,6 +275,8 @@ class Service:
         """Connect the bot to Telegram, retrying with backoff while it cannot be reached; then run it."""
         from telegram.error import InvalidToken, NetworkError
 
+        from bot.telegram.app import REFUSED_BY_TELEGRAM
+
         delays = backoff_delays()
         initialized = commands = False
         while not stop.is_set():
@@ -289,8 +291,9 @@ class Service:
                     await self._start_webhook(app)
                 await app.start()
                 break
-            except InvalidToken as exc:
-                self._fatal = ConfigError(f"Telegram refused the bot token ({_one_line(exc)}); check the token")
+            except InvalidToken:
+                # The message quotes the token itself: never shown.
+                self._fatal = ConfigError(REFUSED_BY_TELEGRAM)
                 stop.set()
                 return
             except NetworkError as exc:  # TimedOut too; already logged once by the link

@@ -110,3 +110,21 @@ def test_private_feeds_are_allowed_when_the_config_says_so() -> None:
     refuse_unfetchable_feeds(Config(feeds=feeds, web=WebConfig(allow_private_networks=True)))
     with pytest.raises(ConfigError, match="private address"):
         refuse_unfetchable_feeds(Config(feeds=feeds))
+
+
+@pytest.mark.slow
+def test_a_token_telegram_refuses_stops_serve_with_one_line(
+    fake_api: FakeBotApi, site: WebSite, tmp_path: Path
+) -> None:
+    port = free_port()
+    service = ServeProcess(tmp_path, fake_api, service_config(tmp_path / "data", feed_of(site, STORIES[:1]), port))
+    service.env["NEWSQA_TELEGRAM_TOKEN"] = "999:WRONG-TOKEN"
+    service.start()
+    try:
+        assert service.process is not None
+        assert service.process.wait(timeout=120) == 1
+    finally:
+        service.kill()
+    log = service.log()
+    assert "Traceback" not in log and "WRONG-TOKEN" not in log
+    assert log.strip().splitlines()[-1].startswith("newsqa: Telegram refused the bot token"), log[-500:]

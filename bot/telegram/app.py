@@ -53,6 +53,10 @@ BotApp: TypeAlias = (
     "dict[Any, Any], JobQueue[ContextTypes.DEFAULT_TYPE]]"
 )
 REFRESH_SECONDS = 30.0
+# What a token Telegram refuses gets (PTB's own message quotes the token).
+REFUSED_BY_TELEGRAM = (
+    "Telegram refused the bot token (401 Unauthorized): check NEWSQA_TELEGRAM_TOKEN or telegram.token_file"
+)
 
 ALLOWED_UPDATES = [
     Update.MESSAGE,
@@ -274,8 +278,8 @@ def run_polling(config: Config) -> None:
         log.info("starting the Telegram bot (long polling)")
         try:
             serve(app)
-        except InvalidToken as exc:
-            raise ConfigError(f"Telegram refused the bot token ({exc.message}); check the token") from None
+        except InvalidToken:
+            raise ConfigError(REFUSED_BY_TELEGRAM) from None  # its message quotes the token: never shown
         except NetworkError as exc:  # not retried (a stop while connecting): one line, no traceback
             raise NewsqaError(f"cannot reach Telegram at {base_url_of(config)}: {exc.message}") from None
     finally:
