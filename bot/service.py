@@ -165,13 +165,13 @@ class Service:
         token = config.telegram_token()
         # No bot token but feeds: a feeds-only ingestion worker (beside webhook replicas, say).
         self.feeds_only = token is None and bool(config.feeds)
+        if self.mode == "webhook" and not config.serve.webhook_url and not self.feeds_only:
+            raise ConfigError("webhook mode needs serve.webhook_url (the public https URL)")
         if token is None and not config.feeds:
             raise ConfigError(
                 "no Telegram bot token: set NEWSQA_TELEGRAM_TOKEN or telegram.token_file (the token comes from "
                 "@BotFather), or list [[feeds]] in the config to run serve as a feeds-only ingestion worker"
             )
-        if self.mode == "webhook" and not config.serve.webhook_url and not self.feeds_only:
-            raise ConfigError("webhook mode needs serve.webhook_url (the public https URL)")
         refuse_unfetchable_feeds(config)
         self.refresh_every = parse_every(config.serve.refresh_every, "serve.refresh_every")
         self.takeover_every = parse_every(config.serve.takeover_every, "serve.takeover_every")
