@@ -112,3 +112,29 @@ def test_newsqa_bot_waits_for_an_unreachable_telegram_and_answers_when_it_is_bac
     log = stderr.read_text(encoding="utf-8", errors="replace")
     assert "Traceback" not in log and TOKEN.split(":")[1] not in log
     assert log.count("Telegram cannot be reached yet") == 1
+
+
+def test_newsqa_bot_with_a_token_telegram_refuses_says_so_without_showing_it(
+    fake_api: FakeBotApi, telegram_index: NewsIndex, tmp_path: Path
+) -> None:
+    (tmp_path / "none.toml").write_text("", encoding="utf-8")
+    env = {
+        **os.environ,
+        "NEWSQA_TELEGRAM_TOKEN": "999:NOT-THE-RIGHT-ONE",
+        "NEWSQA_TELEGRAM_BASE_URL": fake_api.base_url,
+        "NO_PROXY": "127.0.0.1,localhost",
+        "NEWSQA_CONFIG": str(tmp_path / "none.toml"),
+    }
+    if telegram_index.config.storage.backend == "postgres":
+        env.update(NEWSQA_STORAGE_BACKEND="postgres", NEWSQA_PG_DSN=telegram_index.config.storage.dsn.reveal())
+    done = subprocess.run(
+        [*newsqa_command(), "--data-dir", str(telegram_index.folder), "bot"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "NOT-THE-RIGHT-ONE" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("newsqa: Telegram refused the bot token")

@@ -93,12 +93,28 @@ class _TokenFilter(logging.Filter):
         if self._pattern.search(message):
             record.msg = self._pattern.sub("<token>", message)
             record.args = None
+        if record.exc_info and record.exc_info[1] is not None and self._quotes_token(record.exc_info[1]):
+            # PTB's InvalidToken quotes the token itself: keep the line, drop the traceback.
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()} ({type(error).__name__}; traceback withheld: it quotes the bot token)"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
         return True
+
+    def _quotes_token(self, error: BaseException) -> bool:
+        seen: BaseException | None = error
+        while seen is not None:
+            if self._pattern.search(str(seen)):
+                return True
+            seen = seen.__cause__ or seen.__context__
+        return False
 
 
 # Loggers that write the Bot API URL, which holds the token: httpx at INFO (every request),
 # PTB's Bot at DEBUG ("Set Bot API URL"); the others might quote one in an error.
 _URL_LOGGERS = (
+    "telegram.ext",  # PTB's network retry loop logs InvalidToken, whose message holds the token
     "httpx",
     "httpcore",
     "telegram.Bot",
