@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench bench-scale install clean
+.PHONY: run test lint typecheck bench bench-scale install clean docs
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -52,6 +52,10 @@ PG_BENCH_DATA ?= /tmp/scale/s100k
 bench-pg: $(STAMP)
 	test -d $(PG_BENCH_DATA) || $(PY) bench/bench_scale.py make --size 100000 --out $(PG_BENCH_DATA)
 	$(PY) bench/bench_pg.py $(PG_BENCH_DATA) --json $(PG_BENCH_DATA)-pg.json
+
+## Write the real outputs of the README's examples (docs/readme_examples.py; a test checks them).
+docs: $(STAMP)
+	$(PY) docs/readme_examples.py --write README.md
 
 clean:
 	rm -rf data-sample .pytest_cache .mypy_cache .ruff_cache

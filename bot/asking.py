@@ -29,11 +29,19 @@ def ask_one(service: NewsService, question: str, k: int | None, as_json: bool) -
     _print(service.ask(question, k=k), as_json)
 
 
+EMPTY = "empty question"
+
+
 def ask_many(service: NewsService, lines: Iterable[str], k: int | None, as_json: bool) -> None:
-    """Answer one question per line; a bad line is reported in its place and the rest go on."""
+    """Answer one question per line; a bad line is reported in its place and the rest go on.
+
+    As JSON, output line N answers input line N: a blank line gets an unanswered object too.
+    """
     for line in lines:
-        question = line.rstrip("\n")
+        question = line.rstrip("\r\n")
         if not question.strip():
+            if as_json:
+                _print(Answer("", (), False, EMPTY), as_json)
             continue
         try:
             answer = service.ask(question, k=k)

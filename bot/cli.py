@@ -19,6 +19,7 @@ import click
 from bot.config import AppConfig, load_app_config
 from retrieval.config import Config
 from retrieval.errors import NewsqaError
+from retrieval.wording import plural
 
 if TYPE_CHECKING:
     from retrieval.service import NewsService
@@ -103,9 +104,22 @@ def cli(ctx: click.Context, config_path: str | None, data_dir: str | None, verbo
 @click.option("--title", help="Title of the article (single file only).")
 @click.option("--source", help="Outlet name (single file only).")
 @click.option("--published", help="Publication date, ISO 8601 (single file only).")
+@click.option(
+    "--progress-every",
+    type=click.FloatRange(0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds between progress lines when stderr is not a terminal (a terminal gets a bar).",
+)
 @click.pass_obj
 def ingest(
-    state: State, paths: tuple[str, ...], url: str | None, title: str | None, source: str | None, published: str | None
+    state: State,
+    paths: tuple[str, ...],
+    url: str | None,
+    title: str | None,
+    source: str | None,
+    published: str | None,
+    progress_every: float,
 ) -> None:
     """Add articles from files and folders (.txt .md .html .jsonl), web pages and RSS/Atom feeds (URLs)."""
     from bot.ingesting import ingest_paths, ingest_urls, is_url
@@ -120,7 +134,10 @@ def ingest(
             ok = ingest_urls(lambda: open_service(state, create=True), urls)
         if files:
             opened = lambda: open_service(state, create=True)  # noqa: E731 - once the paths are known good
-            ok = ingest_paths(opened, files, url=url, title=title, source=source, published=published) and ok
+            done = ingest_paths(
+                opened, files, url=url, title=title, source=source, published=published, progress_every=progress_every
+            )
+            ok = done and ok
     if not ok:
         sys.exit(1)
 
@@ -216,7 +233,8 @@ def check(state: State, repair: bool) -> None:
         for problem in report.problems:
             click.echo(f"problem: {problem}", err=True)
         status = "repaired, " if report.repaired else ""
-        click.echo(f"{status}{'ok' if report.ok else 'NOT OK'}: {report.articles} articles, {report.passages} passages")
+        counts = f"{plural(report.articles, 'article')}, {plural(report.passages, 'passage')}"
+        click.echo(f"{status}{'ok' if report.ok else 'NOT OK'}: {counts}")
         if not report.ok:
             sys.exit(1)
 
@@ -281,8 +299,8 @@ def migrate(state: State, source: str, target: str) -> None:
     with reported():
         report = migrate_store(state.config, source, target)
         click.echo(
-            f"copied {report.articles} articles, {report.passages} passages, {report.questions} questions"
-            f" and {report.feedback} feedback from {source} to {target}"
+            f"copied {plural(report.articles, 'article')}, {plural(report.passages, 'passage')},"
+            f" {plural(report.questions, 'question')} and {report.feedback} feedback from {source} to {target}"
         )
 
 

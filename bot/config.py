@@ -10,19 +10,28 @@ starts. The bot token never comes from the file: ``$NEWSQA_TELEGRAM_TOKEN`` or
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from retrieval.config import Config, config_from
-from retrieval.config_parse import Secret, build_section, env_section, read_config_file
+from retrieval.config.parse import Secret, build_section, env_section, read_config_file
+from retrieval.config.rules import ANY, Rule, at_least, check_section, choice, interval, not_empty, web_url
 from retrieval.errors import ConfigError
-from retrieval.ingest.schedule import parse_every
 
-__all__ = ["AppConfig", "LogConfig", "ServeConfig", "TelegramConfig", "check_app_config", "load_app_config"]
+__all__ = [
+    "FRONT_END_RULES",
+    "FRONT_END_SECTIONS",
+    "AppConfig",
+    "LogConfig",
+    "ServeConfig",
+    "TelegramConfig",
+    "check_app_config",
+    "load_app_config",
+]
 
 
 @dataclass(frozen=True)
@@ -121,22 +130,41 @@ def load_app_config(path: str | os.PathLike[str] | None = None, env: Mapping[str
             raise ConfigError(f"{where}: [{name}] must be a table")
         sections[name] = env_section(build_section(cls, table, name, where), name, env)
     config = AppConfig(core, **sections)
-    check_app_config(config)
+    check_app_config(config, where)
     return config
 
 
-def check_app_config(config: AppConfig) -> None:
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+# What each front-end setting may be (the core's are in retrieval/config/rules.py).
+FRONT_END_RULES: dict[str, Rule] = {
+    "telegram.base_url": web_url(empty=True),
+    "telegram.token_file": ANY,
+    "telegram.allowed_chats": ANY,
+    "telegram.allowed_users": ANY,
+    "telegram.admins": ANY,
+    "telegram.rate_limit": at_least(0),
+    "telegram.max_question_chars": at_least(1, 4096),
+    "telegram.quote_chars": at_least(80, 4000),
+    "telegram.link_preview": choice("off", "first"),
+    "telegram.inline_results": at_least(1, 50),
+    "log.level": Rule(lambda v: None if str(v).upper() in LOG_LEVELS else f"must be one of {', '.join(LOG_LEVELS)}"),
+    "serve.mode": choice("polling", "webhook"),
+    "serve.webhook_url": Rule(
+        lambda v: None if not v or urlsplit(str(v)).scheme == "https" else "must be an https:// URL or empty"
+    ),
+    "serve.listen": not_empty(),
+    "serve.port": at_least(1, 65535),
+    "serve.secret_token_file": ANY,
+    "serve.health_listen": not_empty(),
+    "serve.health_port": at_least(0, 65535),
+    "serve.refresh_every": interval(),
+    "serve.takeover_every": interval(),
+}
+
+
+def check_app_config(config: AppConfig, where: str | None = None) -> None:
     """Raise ConfigError naming the first front-end setting that cannot work."""
-    tg, serve = config.telegram, config.serve
-    if tg.link_preview not in ("off", "first"):
-        raise ConfigError(f'telegram.link_preview must be "off" or "first", got {tg.link_preview!r}')
-    if tg.quote_chars < 80:
-        raise ConfigError(f"telegram.quote_chars must be at least 80, got {tg.quote_chars}")
-    if not 1 <= tg.inline_results <= 50:
-        raise ConfigError(f"telegram.inline_results must be 1 to 50, got {tg.inline_results}")
-    if serve.mode not in ("polling", "webhook"):
-        raise ConfigError(f'serve.mode must be "polling" or "webhook", got {serve.mode!r}')
-    parse_every(serve.refresh_every, "serve.refresh_every")
-    parse_every(serve.takeover_every, "serve.takeover_every")
-    if not isinstance(logging.getLevelName(config.log.level.upper()), int):
-        raise ConfigError(f"log.level must be DEBUG, INFO, WARNING or ERROR, got {config.log.level!r}")
+    where = where or config.core.source or "config"
+    for name in FRONT_END_SECTIONS:
+        check_section(where, name, getattr(config, name), FRONT_END_RULES)

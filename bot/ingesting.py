@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
 
+from bot.progress import IngestProgress, count_articles
 from retrieval.domain import Article
 from retrieval.errors import LoaderError
 from retrieval.ingest.loaders import Overrides, iter_files, load_file, parse_published
@@ -26,6 +26,7 @@ def ingest_paths(
     source: str | None = None,
     published: str | None = None,
     quiet_if_unchanged: bool = False,
+    progress_every: float = 10.0,
 ) -> bool:
     """Ingest files and folders into the store ``open_service`` opens (once the paths are known good);
     return False when anything could not be read."""
@@ -61,22 +62,20 @@ def ingest_paths(
                 click.echo(f"newsqa: {exc}", err=True)
                 continue
             for item in bad:
+                if item.warning:  # nothing lost: the article goes in as it is, and the run succeeds
+                    click.echo(f"newsqa: warning: {item}", err=True)
+                    continue
                 problems.append(str(item))
                 click.echo(f"newsqa: {item}", err=True)
             yield from loaded
 
     service = open_service()
-    show_bar = sys.stderr.isatty()
-    bar = None
-    if show_bar:
-        from tqdm import tqdm
-
-        bar = tqdm(unit=" passages", desc="embedding", file=sys.stderr, leave=False)
+    # A bar on a terminal, a line every progress_every seconds otherwise (logs, pipes).
+    shown = IngestProgress(count_articles(files), service.config.data_path, every=progress_every)
     try:
-        report = service.ingest(articles(), progress=bar.update if bar is not None else None)
+        report = service.ingest(articles(), progress=shown.passages, on_batch=shown.batch, on_wait=shown.waiting)
     finally:
-        if bar is not None:
-            bar.close()
+        shown.close()
     report.problems = problems
     if not (quiet_if_unchanged and report.added + report.updated == 0 and not problems):
         click.echo(report.summary(), err=quiet_if_unchanged)

@@ -14,6 +14,7 @@ from types import FrameType
 from bot.terminal import format_answer, format_article_line
 from retrieval.errors import NewsqaError
 from retrieval.service import NewsService
+from retrieval.wording import plural
 
 __all__ = ["run_repl"]
 
@@ -77,7 +78,7 @@ def run_repl(service: NewsService, k: int | None = None) -> None:
     if interactive:
         _setup_readline(Path(os.environ.get("NEWSQA_HISTORY", "~/.newsqa_history")).expanduser())
     stats = service.stats()
-    print(f"newsqa — {stats.articles} articles, {stats.passages} passages.")
+    print(f"newsqa — {plural(stats.articles, 'article')}, {plural(stats.passages, 'passage')}.")
     print("Ask a question; :help for help, Ctrl-D to leave.")
     per_answer = k or service.config.search.k
     last: str | None = None
@@ -109,7 +110,7 @@ def run_repl(service: NewsService, k: int | None = None) -> None:
                     print("usage: :k N   (N from 1 to 50)")
                 else:
                     per_answer = int(value)
-                    print(f"showing {per_answer} quotes per answer")
+                    print(f"showing {plural(per_answer, 'quote')} per answer")
             elif text == ":more":
                 if last is None:
                     print("ask a question first")

@@ -51,9 +51,8 @@ def format_quote(n: int, quote: Quote, color: bool, width: int = 100) -> str:
 def format_answer(answer: Answer, color: bool = False, start: int = 1) -> str:
     """Return a whole answer for the terminal."""
     if not answer.answered:
-        return (
-            f"Not found in the indexed articles. ({answer.reason})"
-            if answer.reason and "found" not in answer.reason
-            else "Not found in the indexed articles."
-        )
+        if answer.reason and "found" not in answer.reason:
+            # Why, when it is more than "not found": "no article matches source:norland".
+            return f"Not found: {safe(answer.reason)}."
+        return "Not found in the indexed articles."
     return "\n\n".join(format_quote(start + i, q, color) for i, q in enumerate(answer.quotes))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +18,7 @@ from retrieval.answering.pipeline import Pipeline, default_pipeline
 from retrieval.answering.state import AnswerState
 from retrieval.config import Config
 from retrieval.domain import Answer, Article, Hit
-from retrieval.errors import EmptyIndexError, ModelMismatchError
+from retrieval.errors import EmptyIndexError, ModelMismatchError, NotFoundError
 from retrieval.ingest.cache import FetchCache
 from retrieval.ingest.indexing import IngestReport, index_articles
 from retrieval.models.encoder import Encoder
@@ -30,7 +30,12 @@ from retrieval.storage.base import Backend, CheckReport, SourceInfo, UsageStats
 from retrieval.storage.coordination import Coordinator
 from retrieval.storage.factory import open_backend
 
-__all__ = ["IndexStats", "NewsIndex"]
+__all__ = ["IndexStats", "NewsIndex", "unsplit_problem"]
+
+
+def unsplit_problem(article_id: str) -> str:
+    """Return the check's line for an article stored without passages."""
+    return f"article {article_id} has no passages, so nothing of it is searchable (--repair splits it again)"
 
 
 @dataclass(frozen=True)
@@ -167,9 +172,39 @@ class NewsIndex:
         articles: Iterable[Article],
         progress: Callable[[int], None] | None = None,
         batch_articles: int = 64,
+        resplit: Collection[str] = (),
+        on_batch: Callable[[IngestReport], None] | None = None,
+        on_wait: Callable[[int | None], None] | None = None,
     ) -> IngestReport:
-        """Add or update articles; unchanged ones are skipped, exact copies recorded as copies."""
-        return index_articles(self.backend, lambda: self.encoder, self.config, articles, progress, batch_articles)
+        """Add or update articles; unchanged ones are skipped, exact copies recorded as copies.
+
+        Articles whose ids are in ``resplit`` are split and embedded again even when unchanged.
+        ``progress`` is told of passages as they are embedded, ``on_batch`` gets the report so
+        far after each committed batch, ``on_wait`` is called once (with the other writer's pid,
+        if known) when another process holds the write lock. The report's seconds start once
+        the lock is held.
+        """
+        return index_articles(
+            self.backend,
+            lambda: self.encoder,
+            self.config,
+            articles,
+            progress,
+            batch_articles,
+            resplit=resplit,
+            on_batch=on_batch,
+            on_wait=on_wait,
+        )
+
+    def resplit(self, article_ids: Sequence[str]) -> IngestReport:
+        """Split and embed these stored articles again (articles stored without passages)."""
+        found = {}
+        for article_id in article_ids:
+            try:
+                found[article_id] = self.backend.find_article(article_id)
+            except NotFoundError:
+                continue
+        return self.ingest(found.values(), resplit=frozenset(article_ids))
 
     def remove(self, id_or_url: str) -> Article:
         """Delete an article and its passages from the store and the indexes."""
@@ -199,8 +234,19 @@ class NewsIndex:
         )
 
     def check(self, repair: bool = False) -> CheckReport:
-        """Verify that store and indexes agree; with ``repair`` rebuild the indexes from the store."""
-        return self.backend.check(repair)
+        """Verify that store and indexes agree; with ``repair`` rebuild the indexes from the store.
+
+        An article stored without passages (nothing of it searchable) is a problem too; repair
+        splits and embeds it again.
+        """
+        unsplit = self.backend.articles_without_passages()
+        if repair and unsplit:
+            self.resplit(unsplit)
+        report = self.backend.check(repair)
+        left = [unsplit_problem(aid) for aid in (self.backend.articles_without_passages() if repair else unsplit)]
+        return dataclasses.replace(
+            report, problems=(*report.problems, *left), repaired=report.repaired or (repair and bool(unsplit))
+        )
 
     def coordinator(self) -> Coordinator:
         """Return the named locks shared by every process on this store."""

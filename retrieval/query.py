@@ -50,6 +50,30 @@ class Query:
         """Return True when a filter narrows the articles."""
         return self.since is not None or self.until is not None or self.source is not None
 
+    def filters_text(self) -> str:
+        """Return the filters as a user types them: "source:norland since:2025-01-01"."""
+        parts = []
+        if self.source is not None:
+            parts.append(f'source:"{self.source}"' if " " in self.source else f"source:{self.source}")
+        if self.since is not None:
+            parts.append(f"since:{self.since.date().isoformat()}")
+        if self.until is not None:
+            parts.append(f"until:{self.until.date().isoformat()}")
+        return " ".join(parts)
+
+    def admits(self, source: str | None, url: str, published: datetime | None) -> bool:
+        """Return True when an article with this outlet, URL and date passes the filters."""
+        if self.source is not None and self.source.lower() not in f"{source or ''} {url}".lower():
+            return False
+        if self.since is not None or self.until is not None:
+            if published is None:
+                return False
+            if self.since is not None and published < self.since:
+                return False
+            if self.until is not None and published > self.until:
+                return False
+        return True
+
 
 def _date(value: str, name: str, end: bool) -> datetime:
     try:

@@ -129,9 +129,17 @@ class NewsService:
         return self.index.check(repair)
 
     # -- writing: through a writer of their own, then refresh ----------------------------------
-    def ingest(self, articles: Iterable[Article], progress: Callable[[int], None] | None = None) -> IngestReport:
-        """Add or update articles, then answer from them."""
-        return self._write(lambda writer: writer.ingest(articles, progress=progress))
+    def ingest(
+        self,
+        articles: Iterable[Article],
+        progress: Callable[[int], None] | None = None,
+        on_batch: Callable[[IngestReport], None] | None = None,
+        on_wait: Callable[[int | None], None] | None = None,
+    ) -> IngestReport:
+        """Add or update articles, then answer from them (``NewsIndex.ingest`` says what the callbacks get)."""
+        return self._write(
+            lambda writer: writer.ingest(articles, progress=progress, on_batch=on_batch, on_wait=on_wait)
+        )
 
     def ingest_source(
         self, url: str, fetcher: Fetcher, *, source: str | None = None, stop: threading.Event | None = None

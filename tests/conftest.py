@@ -5,9 +5,9 @@ every storage backend: the local data directory, a real PostgreSQL + pgvector se
 once per run on loopback (tests/pg_server.py, one fresh database per test), and the in-memory
 backend written for the tests (tests/memory_backend.py), which shows that the ``Backend``
 protocol is the whole seam. ``@pytest.mark.local_only`` keeps a test that checks the local
-backend's own files to that backend; ``@pytest.mark.processes`` keeps one that shares a store
-between processes off the in-memory backend. Tests that take ``databases`` alone run on the two
-real backends.
+backend's own files to that backend; ``@pytest.mark.processes`` keeps one that reaches the store
+from another process (or through the environment) off the in-memory backend. Tests that take
+``databases`` alone run on the two real backends.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ would to Telegram: ``POST /bot<token>/<method>`` with form-encoded or JSON bodie
 they push updates (the fake assigns strictly increasing ``update_id``s), then wait for and inspect
 what the bot sent. Whatever Telegram refuses, the fake refuses; every refusal is recorded so a
 test can assert there were none. Faults (429 with retry_after, 403, 5xx, a dropped connection) can
-be injected per method.
+be injected per method, and the whole API can go down (connections refused, open ones cut) and come
+back on the same port with its world intact (:meth:`FakeBotApi.go_down`, :meth:`FakeBotApi.come_back`).
 
 Used as a proxy (``HTTPS_PROXY`` pointing at it), it records any attempt to reach another host,
 so a bot that tries the real Telegram fails the test instead of leaving the machine.
@@ -124,16 +125,19 @@ class FakeBotApi:
         self.blocked: set[int] = set()
         self._faults: list[_Fault] = []
         self.webhook_url = ""
+        self.down = False
+        self._connections: set[socket.socket] = set()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
+        self._port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     @property
     def port(self) -> int:
-        """Return the TCP port the fake listens on."""
-        return int(self._server.server_address[1])
+        """Return the TCP port the fake listens on (and listens on again after coming back)."""
+        return self._port
 
     @property
     def base_url(self) -> str:
@@ -150,8 +154,30 @@ class FakeBotApi:
         with self._cond:
             self._closing = True
             self._cond.notify_all()
+        if not self.down:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def go_down(self) -> None:
+        """Stop answering, as an unreachable Telegram would: new connections are refused, open ones cut."""
+        with self._cond:
+            self.down = True
+            self._cond.notify_all()
+            open_connections = list(self._connections)
         self._server.shutdown()
         self._server.server_close()
+        for connection in open_connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def come_back(self) -> None:
+        """Listen again on the same port; chats, messages and update ids are as they were."""
+        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), _handler_for(self))
+        self._server.daemon_threads = True
+        with self._cond:
+            self.down = False
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
 
     def __enter__(self) -> FakeBotApi:
         return self.start()
@@ -393,6 +419,8 @@ class FakeBotApi:
         """Serve one request; return (status, envelope), envelope None to drop the connection."""
         key = method.lower()
         call = Call(method=key, params=dict(raw))
+        if self.down:
+            return 0, None  # a request that slipped in as the API went down: cut, unanswered
         try:
             if token != self.token:
                 raise ApiError(401, "Unauthorized")
@@ -482,7 +510,7 @@ class FakeBotApi:
                     self._pending = [u for u in self._pending if u["update_id"] >= offset]
                 # Updates of types the bot did not ask for are never delivered.
                 self._pending = [u for u in self._pending if _kind(u) in self._allowed]
-                if self._pending or self._closing:
+                if self._pending or self._closing or self.down:
                     return self._pending[:limit]
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -664,6 +692,14 @@ def _handler_for(api: FakeBotApi) -> type[BaseHTTPRequestHandler]:
             super().setup()
             # Headers and body go out in two writes; without this, Nagle adds 40 ms a request.
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with api._cond:
+                api._connections.add(self.connection)
+
+        def finish(self) -> None:
+            with api._cond:
+                api._connections.discard(self.connection)
+            with contextlib.suppress(OSError):
+                super().finish()
 
         def log_message(self, format: str, *args: Any) -> None:
             """Stay quiet; the fake records calls itself."""

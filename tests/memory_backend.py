@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +26,7 @@ from retrieval.domain import Article, Passage
 from retrieval.errors import EmptyIndexError, NotFoundError, StoreError
 from retrieval.ingest.cache import CacheRow, Validators
 from retrieval.models.sentvecs import SentenceVectors
+from retrieval.query import Query
 from retrieval.search.hybrid import HybridRetriever
 from retrieval.search.lexical import LexicalIndex
 from retrieval.storage.base import (
@@ -304,10 +305,24 @@ class MemoryBackend:
     def counts(self) -> tuple[int, int]:
         return len(self.store.data.articles), len(self.store.data.passages)
 
+    def articles_without_passages(self) -> list[str]:
+        data = self.store.data
+        held = {p.article_id for p, _, _ in data.passages.values()}
+        return sorted(i for i, r in data.articles.items() if r.duplicate_of is None and i not in held)
+
+    def any_article(self, query: Query) -> bool:
+        return any(
+            query.admits(r.article.source, r.article.url, r.article.published)
+            for r in self.store.data.articles.values()
+        )
+
     @contextmanager
-    def writer(self) -> Iterator[_Writer]:
-        if not self.store.writer.acquire(timeout=600):
-            raise StoreError("another newsqa process is writing to the store; try again when it is done")
+    def writer(self, on_wait: Callable[[int | None], None] | None = None) -> Iterator[_Writer]:
+        if not self.store.writer.acquire(blocking=False):
+            if on_wait is not None:
+                on_wait(os.getpid())
+            if not self.store.writer.acquire(timeout=600):
+                raise StoreError("another newsqa process is writing to the store; try again when it is done")
         try:
             yield _Writer(self)
         finally:

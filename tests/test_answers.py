@@ -119,6 +119,8 @@ SEED_QUESTIONS = [
         "hand over Kim Jong Un's soldiers to him if he can organise their exchange",
     ),
     ("What did the captured soldier say about the training exercise?", "told he was on a training exercise"),
+    # Answered by the standfirst, which page copies used to lose (issue 16).
+    ("Were the North Korean soldiers captured alive?", "North Korean troops alive"),
 ]
 
 

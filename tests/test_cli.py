@@ -81,13 +81,17 @@ def test_ask_json_has_exactly_the_documented_shape(data: str) -> None:
 
 
 def test_ask_from_stdin_answers_one_json_line_per_question(data: str) -> None:
-    questions = "How big is the asteroid Vella?\n   \nWhat is the boiling point of tungsten?\n" + "x" * 20_000 + "\n"
+    questions = "How big is the asteroid Vella?\n   \nWhat is the boiling point of tungsten?\n" + "x" * 20_000 + "\n\n"
     code, out, _ = run("--data-dir", data, "ask", "--json", "-", input=questions)
     assert code == 0
     lines = [json.loads(line) for line in out.splitlines()]
-    assert [a["answered"] for a in lines] == [True, False, False]
-    assert "not found" in lines[1]["reason"]
-    assert "limit" in lines[2]["reason"]
+    # Output line N answers input line N, blank lines included.
+    assert len(lines) == len(questions.splitlines()) == 5
+    assert [a["answered"] for a in lines] == [True, False, False, False, False]
+    empty = {"question": "", "answered": False, "reason": "empty question", "quotes": []}
+    assert lines[1] == empty and lines[4] == empty
+    assert "not found" in lines[2]["reason"]
+    assert "limit" in lines[3]["reason"]
 
 
 def test_not_found_is_said_plainly(data: str) -> None:

@@ -245,3 +245,20 @@ def test_fetch_errors_are_loader_errors_for_the_front_ends(site: WebSite, make: 
     index = make()
     with Fetcher(WEB) as fetcher, pytest.raises(FetchError, match="HTTP 404"):
         ingest_source(index, site.url("/nothing.rss"), fetcher)
+
+
+def test_a_feed_entry_whose_page_has_no_article_is_reported_and_the_rest_go_in(
+    site: WebSite, make: Callable[[], NewsIndex]
+) -> None:
+    site.put_story(STORIES[0])
+    site.put("/account/login", (Path(__file__).parent / "fixtures" / "login.html").read_text(), "text/html")
+    login = dataclasses.replace(STORIES[1], slug="login", summary="", paragraphs=())
+    items = [Item(STORIES[0], site.url(f"/news/{STORIES[0].slug}.html")), Item(login, site.url("/account/login"))]
+    feed = site.put_feed("/feed.rss", items)
+    index = make()
+    with Fetcher(WEB) as fetcher:
+        report = ingest_source(index, feed, fetcher)
+    assert report.added == 1
+    [problem] = report.problems
+    assert site.url("/account/login") in problem and "no article text found" in problem
+    assert [info.article.title for info in index.sources()] == [STORIES[0].title]

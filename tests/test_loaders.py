@@ -85,3 +85,26 @@ def test_canonical_url_drops_tracking_and_fragment() -> None:
     assert (
         canonical_url("HTTPS://Example.ORG:443/a/b?utm_medium=x&id=3&cid=feeds#top") == "https://example.org/a/b?id=3"
     )
+
+
+def test_a_page_without_an_article_is_refused_like_an_empty_file() -> None:
+    """A login form under a menu has text ("Home", "About", "Sign in") but no article."""
+    with pytest.raises(LoaderError, match="no article text found") as info:
+        load_file(FIXTURES / "login.html")
+    assert "\n" not in str(info.value)
+
+
+def test_cli_refuses_a_page_without_an_article_and_stores_nothing(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    data = tmp_path / "data"
+    result = CliRunner().invoke(cli, ["--data-dir", str(data), "ingest", str(FIXTURES / "login.html")])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"newsqa: {(FIXTURES / 'login.html').resolve().as_uri()}: no article text found in the page"
+    ]
+    assert "Login" not in result.stdout
+    result = CliRunner().invoke(cli, ["--data-dir", str(data), "sources"])
+    assert "Login" not in result.stdout

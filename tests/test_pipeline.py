@@ -92,10 +92,10 @@ def test_marking_reads_the_sentence_scores_a_stage_before_it_set(sample_index: N
 
     pipeline = default_pipeline().without("rerank").inserted_after("collapse", LastSentence())
     state = pipeline.run(_state(sample_index))
-    assert state.quotes
-    for quote, group in zip(state.quotes, state.marked, strict=True):
-        assert group.spans is not None
-        assert quote.highlight[1] == group.spans[-1][1]  # the last sentence is marked
+    assert state.quotes and state.marked
+    for group in state.marked:
+        assert group.spans is not None and group.mark is not None
+        assert group.mark[1] == group.spans[-1][1]  # the last sentence is marked
     shipped = default_pipeline().run(_state(sample_index))
     assert [q.highlight for q in shipped.quotes] != [q.highlight for q in state.quotes]
 

@@ -68,7 +68,7 @@ def test_repl_answers_and_obeys_its_commands(tmp_path: Path) -> None:
         assert ":sources" in say(":help")
         answer = say("How far did the Kestrel probe travel?")
         assert "4.1 billion kilometres" in answer and "#:~:text=" in answer
-        assert "showing 1 quotes per answer" in say(":k 1")
+        assert "showing 1 quote per answer" in say(":k 1")
         one = say("Who won the mayoral election in Aldermoor?")
         assert "1." in one and "\n2." not in one
         assert "2." in say(":more")

@@ -62,7 +62,9 @@ def test_private_question_gets_a_quoted_answer_with_source_link(
     assert "Harbour Daily · 4 Mar 2024" in answer["text"]
     assert answer["reply_to_message"]["text"] == BRIDGE_Q
     assert answer["link_preview_options"] == {"is_disabled": True}
-    assert buttons(answer) == ["👍", "👎", "More ›"]
+    # More when the page is full (k = 3 quotes); quotes of one article that overlap are one quote.
+    quotes = sum(1 for e in answer["entities"] if e["type"] == "blockquote")
+    assert buttons(answer) == ["👍", "👎"] + (["More ›"] if quotes >= 3 else [])
     # Every bold (marked) sentence is verbatim article text.
     texts = [s.article.text for s in telegram_index.sources(limit=None)]
     units = answer["text"].encode("utf-16-le")
@@ -87,6 +89,20 @@ def test_question_the_articles_do_not_answer_gets_a_kind_not_found_with_a_hint(
     assert "found nothing" in reply["text"]
     assert "/sources" in reply["text"]
     assert "reply_markup" not in reply
+    assert fake_api.refusals() == []
+
+
+def test_filters_that_match_no_article_are_named_in_the_reply_and_the_inline_hint(
+    start_bot: StartBot, fake_api: FakeBotApi
+) -> None:
+    start_bot()
+    [reply] = ask_private(fake_api, ANN, f"{BRIDGE_Q} source:norland")
+    assert "No article I have read matches source:norland" in reply["text"]
+    assert "/sources" in reply["text"]
+    qid = fake_api.inline_query(ANN, f"{BRIDGE_Q} source:norland")
+    fake_api.wait_for("answerInlineQuery")
+    answer = fake_api.inline_queries[qid]["answer"]
+    assert answer["results"] == [] and answer["button"]["text"] == "No article matches source:norland"
     assert fake_api.refusals() == []
 
 

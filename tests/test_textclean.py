@@ -28,7 +28,9 @@ def test_page_copy_is_cleaned(name: str) -> None:
     assert want["dateline"] not in got.text
     paragraphs = got.text.split("\n\n")
     assert len(paragraphs) == want["paragraph_count"]
-    assert paragraphs[0].startswith(want["standfirst"][:20]) or paragraphs[0].startswith(want["first_paragraph_starts"])
+    # The standfirst is the article's own words: the first paragraph, then the lede.
+    assert paragraphs[0] == want["standfirst"]
+    assert paragraphs[1].startswith(want["first_paragraph_starts"])
     assert paragraphs[-1].startswith(want["last_paragraph_starts"])
     assert "" not in paragraphs
 

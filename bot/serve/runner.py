@@ -3,73 +3,63 @@
 The bot answers through the service layer; feeds are polled on their schedules in worker threads
 that write through the service (ingest, then refresh), so answers never see a half-updated
 index. Another process's writes (``newsqa ingest``) are picked up every ``serve.refresh_every``.
+Several replicas may serve one store (``bot/serve/feeds.py``, ``bot/serve/telegram.py``).
 
-In webhook mode every replica answers what reaches it; in polling mode only the replica holding
-the poller lock long-polls Telegram (a second poller would get 409 Conflict) and the others
-stand by, trying to take the lock every ``serve.takeover_every``; it goes free when the poller
-dies.
+Telegram is a network dependency, not a part of the process: while it cannot be reached the
+service stays up, polls its feeds and retries it (``bot/serve/telegram.py``). Without a bot token
+but with ``[[feeds]]`` it runs as a feeds-only ingestion worker (role ``feeds``).
 
 Health, both ways: under systemd (``Type=notify``) the service sends READY=1 once it is
-receiving updates, WATCHDOG=1 while the event loop runs and the updater and the scheduler are
-alive, and STOPPING=1 on the way out; with ``serve.health_port`` it also answers
-``GET /healthz`` (200 or 503 with a JSON body), which container supervisors can poll.
+receiving updates (or has found Telegram unreachable, or runs feeds only), WATCHDOG=1 while the
+event loop runs and the updater and the scheduler are alive, and STOPPING=1 on the way out; with
+``serve.health_port`` it also answers ``GET /healthz`` (200 or 503 with a JSON body), which
+container supervisors can poll; it says 503 while Telegram cannot be reached, with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import logging
 import os
-import re
-import secrets
 import signal
 import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from bot.config import AppConfig
 from bot.logs import setup_logging
 from bot.serve.feeds import FeedPoller
 from bot.serve.health import sd_notify, start_health_server, watchdog_interval
+from bot.serve.telegram import TelegramSide, webhook_secret
+from bot.telegram.link import TelegramLink
+from retrieval.config import Config
 from retrieval.errors import ConfigError, NewsqaError
 from retrieval.ingest.schedule import parse_every
-from retrieval.ingest.web import Fetcher
+from retrieval.ingest.web import BlockedURLError, Fetcher, vet_url
 from retrieval.service import NewsService, Refresher
-from retrieval.storage.coordination import Coordinator, Lease
+from retrieval.wording import plural
 
 if TYPE_CHECKING:
     from tornado.httpserver import HTTPServer
 
     from bot.telegram.app import BotApp
 
-__all__ = ["Service", "run_service", "webhook_secret"]
+__all__ = ["Service", "refuse_unfetchable_feeds", "run_service", "webhook_secret"]
 
 log = logging.getLogger(__name__)
 
 STOP_WAIT = 60.0  # seconds a feed ingest in progress may take to finish its batch on stop
-_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
-def webhook_secret(config: AppConfig) -> str:
-    """Return the webhook secret: $NEWSQA_SERVE_SECRET_TOKEN, the secret file, else a random one."""
-    value = os.environ.get("NEWSQA_SERVE_SECRET_TOKEN", "").strip()
-    path = config.serve.secret_token_file
-    if not value and path:
+def refuse_unfetchable_feeds(config: Config) -> None:
+    """Refuse at start a feed URL that no poll could ever fetch (a private address, by default)."""
+    for number, feed in enumerate(config.feeds, start=1):
         try:
-            value = Path(path).expanduser().read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"cannot read serve.secret_token_file {path}: {exc.strerror}") from None
-    if not value:
-        return secrets.token_urlsafe(32)
-    if not _SECRET.fullmatch(value):
-        raise ConfigError("the webhook secret token may hold only A-Z, a-z, 0-9, _ and -, 1-256 characters")
-    return value
+            vet_url(feed.url, config.web)
+        except BlockedURLError as exc:
+            raise ConfigError(f"feed {number} can never be fetched: {exc}") from None
 
 
 class Service:
@@ -80,12 +70,20 @@ class Service:
         self.mode = mode or config.serve.mode
         if self.mode not in ("polling", "webhook"):
             raise ConfigError(f'serve.mode must be "polling" or "webhook", got {self.mode!r}')
-        if self.mode == "webhook" and not config.serve.webhook_url:
+        token = config.telegram_token()
+        # No bot token but feeds: a feeds-only ingestion worker (beside webhook replicas, say).
+        self.feeds_only = token is None and bool(config.core.feeds)
+        if self.mode == "webhook" and not config.serve.webhook_url and not self.feeds_only:
             raise ConfigError("webhook mode needs serve.webhook_url (the public https URL)")
+        if token is None and not config.core.feeds:
+            raise ConfigError(
+                "no Telegram bot token: set NEWSQA_TELEGRAM_TOKEN or telegram.token_file (the token comes from "
+                "@BotFather), or list [[feeds]] in the config to run serve as a feeds-only ingestion worker"
+            )
+        refuse_unfetchable_feeds(config.core)
         self.refresh_every = parse_every(config.serve.refresh_every, "serve.refresh_every")
         self.takeover_every = parse_every(config.serve.takeover_every, "serve.takeover_every")
-        # "webhook"; in polling mode "starting", then "poller" or "standby".
-        self.role = "webhook" if self.mode == "webhook" else "starting"
+        self.link = TelegramLink(token.reveal() if token is not None else "")
         self.feeds = FeedPoller(config.core.feeds, self.takeover_every)
         self.schedule = self.feeds.schedule
         self.started = time.time()
@@ -97,146 +95,83 @@ class Service:
         self._news: NewsService | None = None
         self._refresher: Refresher | None = None
         self._fetcher: Fetcher | None = None
-        self._coordinator: Coordinator | None = None
-        self._poller_lease: Lease | None = None
-        self._lead_task: asyncio.Task[None] | None = None
+        self._telegram: TelegramSide | None = None
+
+    @property
+    def role(self) -> str:
+        """Return "feeds" without a bot, else "webhook", or "starting", "poller" or "standby"."""
+        if self.feeds_only:
+            return "feeds"
+        if self._telegram is None:
+            return "webhook" if self.mode == "webhook" else "starting"
+        return self._telegram.role
 
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> None:
         """Open (or create) the store, load the model, and serve until a stop signal."""
-        from bot.telegram.app import ALLOWED_UPDATES, build_application
+        from bot.telegram.app import build_application
 
         # Until the event loop installs its own handlers, SIGTERM is a clean exit too.
         signal.signal(signal.SIGTERM, _exit_cleanly)
         news = NewsService.open(self.config.core, create=True)
         self._news = news
-        self._coordinator = news.coordinator()
         try:
             # Load the model (and the runtime's session, made on first use) now, not at the first question.
             news.warm_up()
-            app = build_application(self.config, news)
+            app = None if self.feeds_only else build_application(self.config, news, self.link)
             self._app = app
+            if app is not None:
+                coordinator = news.coordinator()
+                self._telegram = TelegramSide(self.config, self.mode, self.link, coordinator, self.takeover_every)
             self._fetcher = Fetcher(self.config.core.web)
-            chained = app.post_init
-
-            async def post_init(application: Any) -> None:
-                if chained is not None:
-                    await chained(application)
-                await self._start()
-
-            app.post_init = post_init
-            app.post_stop = self._post_stop
-            log.info(
-                "serving (%s) from %s: %d articles, %d feeds",
-                self.mode,
-                self.config.core.data_path,
-                news.stats().articles,
-                len(self.config.core.feeds),
-            )
-            if self.mode == "webhook":
-                serve = self.config.serve
-                app.run_webhook(
-                    listen=serve.listen,
-                    port=serve.port,
-                    url_path=urlsplit(serve.webhook_url).path.lstrip("/"),
-                    webhook_url=serve.webhook_url,
-                    secret_token=webhook_secret(self.config),
-                    allowed_updates=ALLOWED_UPDATES,
+            counts = f"{plural(news.stats().articles, 'article')}, {plural(len(self.config.core.feeds), 'feed')}"
+            if app is None:
+                log.info(
+                    "no Telegram bot token: serving as a feeds-only ingestion worker from %s: %s",
+                    self.config.core.data_path,
+                    counts,
                 )
             else:
-                asyncio.run(self._run_polling(app))
+                log.info("serving (%s) from %s: %s", self.mode, self.config.core.data_path, counts)
+            asyncio.run(self._serve(app))
         finally:
             if self._refresher is not None:
                 self._refresher.stop()
             if self._fetcher is not None:
                 self._fetcher.close()
-            self._release_poller()
+            if self._telegram is not None:
+                self._telegram.release()
             news.close()
+        if self._telegram is not None and self._telegram.fatal is not None:
+            raise self._telegram.fatal
         log.info("stopped")
 
-    async def _run_polling(self, app: BotApp) -> None:
-        """Run the bot in polling mode until SIGTERM/SIGINT: PTB's run_polling, but long polling
-        only while this replica holds the poller lock (the same start and stop order)."""
+    async def _serve(self, app: BotApp | None) -> None:
+        """Run until SIGTERM/SIGINT: the feeds, the refresher and the health checks at once, and
+        the bot as soon as Telegram answers (PTB's start and stop order)."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await app.initialize()
+        await self._start()
         try:
-            if app.post_init is not None:
-                await app.post_init(app)
-            await app.start()
-            self._lead_task = asyncio.create_task(self._lead_polling(app, stop), name="poller")
+            if app is not None and self._telegram is not None:
+                self._telegram.start(app, stop)
             await stop.wait()
         finally:
-            if self._lead_task is not None:
-                self._lead_task.cancel()
-                await asyncio.gather(self._lead_task, return_exceptions=True)
-            if app.updater is not None and app.updater.running:
-                await app.updater.stop()
-            if app.running:
-                await app.stop()
-                if app.post_stop is not None:
-                    await app.post_stop(app)
-            await app.shutdown()
-            if app.post_shutdown is not None:
-                await app.post_shutdown(app)
-
-    async def _lead_polling(self, app: BotApp, stop: asyncio.Event) -> None:
-        """Long-poll while holding the poller lock; otherwise stand by and try to take it."""
-        assert self._coordinator is not None
-        # Named for the bot, so bots sharing a database do not wait for each other.
-        name = "telegram poller " + hashlib.sha256(app.bot.token.encode()).hexdigest()[:16]
-        unreachable = False  # warned once per outage
-        while not stop.is_set():
-            lease = self._poller_lease
-            if lease is None or not await asyncio.to_thread(lease.alive):
-                self._release_poller()
-                try:
-                    self._poller_lease = await asyncio.to_thread(self._coordinator.try_lock, name)
-                except NewsqaError as exc:
-                    # Nobody can take the role while the store is unreachable: carry on as before.
-                    log.log(logging.DEBUG if unreachable else logging.WARNING, "cannot check the poller lock: %s", exc)
-                    unreachable = True
-                else:
-                    unreachable = False
-                    await self._take_role(app, "poller" if self._poller_lease is not None else "standby")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.takeover_every)
-
-    async def _take_role(self, app: BotApp, role: str) -> None:
-        from bot.telegram.app import ALLOWED_UPDATES
-
-        updater = app.updater
-        assert updater is not None
-        if role == "poller" and not updater.running:
-            try:
-                await updater.start_polling(allowed_updates=ALLOWED_UPDATES)
-            except Exception as exc:  # Telegram unreachable: let another replica try, retry later
-                log.warning("cannot start polling Telegram: %s", exc)
-                self._release_poller()
-                return
-            log.info("polling Telegram (this replica holds the poller lock)")
-        elif role == "standby" and updater.running:
-            log.warning("another replica took over polling Telegram; standing by")
-            await updater.stop()
-        elif role == "standby" and self.role != "standby":
-            log.info("standing by: another replica polls Telegram")
-        self.role = role
-
-    def _release_poller(self) -> None:
-        lease, self._poller_lease = self._poller_lease, None
-        if lease is not None:
-            lease.release()
+            if app is not None and self._telegram is not None:
+                await self._telegram.close(app)
+            await self._post_stop()
+            if app is not None and self._telegram is not None:
+                await self._telegram.shutdown(app)
 
     async def _start(self) -> None:
-        """Start the scheduler, the refresher, the health server and the watchdog (post_init)."""
-        assert self._news is not None and self._fetcher is not None and self._coordinator is not None
+        """Start the scheduler, the refresher, the health server and the watchdog."""
+        assert self._news is not None and self._fetcher is not None
         self._stopping = asyncio.Event()
         if self.config.core.feeds:
-            self._feed_task = asyncio.create_task(
-                self.feeds.run(self._news, self._fetcher, self._coordinator, self._stopping), name="feeds"
-            )
+            feeds = self.feeds.run(self._news, self._fetcher, self._news.coordinator(), self._stopping)
+            self._feed_task = asyncio.create_task(feeds, name="feeds")
         self._refresher = Refresher(self._news, self.refresh_every).start()
         self._spawn(self._announce_ready(), "ready")
         if self.config.serve.health_port:
@@ -246,8 +181,8 @@ class Service:
     def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coroutine, name=name))
 
-    async def _post_stop(self, _app: Any) -> None:
-        """Stop the feeds (letting an ingest finish its batch), then the helpers (post_stop)."""
+    async def _post_stop(self) -> None:
+        """Stop the feeds (letting an ingest finish its batch), then the helpers."""
         sd_notify("STOPPING=1")
         self.feeds.stop_thread.set()
         if self._stopping is not None:
@@ -267,10 +202,19 @@ class Service:
 
     async def _announce_ready(self) -> None:
         app = self._app
-        assert app is not None
-        while not (app.running and (app.updater is None or app.updater.running or self.role == "standby")):
+        # Ready once the bot receives updates, or Telegram has been found unreachable (the feeds
+        # run meanwhile; systemd must not kill a service that waits for the network), or at once
+        # without a bot.
+        while app is not None and not (
+            (app.running and (app.updater is None or app.updater.running or self.role == "standby"))
+            or self.link.reason is not None
+        ):
             await asyncio.sleep(0.05)
-        sd_notify(f"READY=1\nSTATUS=serving ({self.mode}), {len(self.config.core.feeds)} feeds")
+        what = "feeds only" if app is None else self.mode
+        status = f"serving ({what}), {plural(len(self.config.core.feeds), 'feed')}"
+        if app is not None and self.link.down:
+            status += "; Telegram cannot be reached yet, retrying"
+        sd_notify(f"READY=1\nSTATUS={status}")
         log.info("ready")
         interval = watchdog_interval()
         if interval is not None:
@@ -288,15 +232,15 @@ class Service:
 
     # -- health ----------------------------------------------------------------------------------
     def healthy(self) -> tuple[bool, str | None]:
-        """Return whether the bot and the scheduler are alive, and what is wrong if not."""
-        app = self._app
-        if app is None or not app.running:
-            return False, "the bot is not running"
-        if app.updater is not None and not app.updater.running and self.role != "standby":
-            return False, "the bot is not receiving updates"
-        lead = self._lead_task
-        if lead is not None and lead.done() and not lead.cancelled() and lead.exception() is not None:
-            return False, f"the poller election stopped: {lead.exception()!r}"
+        """Return whether the bot and the scheduler are alive, and what is wrong if not.
+
+        Telegram being unreachable is not a fault of the process (a restart would not help, and
+        the feeds go on): /healthz reports it, the watchdog is still pinged.
+        """
+        if self._app is not None and self._telegram is not None:
+            problem = self._telegram.problem(self._app)
+            if problem is not None:
+                return False, problem
         task = self._feed_task
         if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
             return False, f"the feed scheduler stopped: {task.exception()!r}"
@@ -313,6 +257,8 @@ class Service:
             # restart of the bot would not help, so the watchdog is not told.
             stats = None
             ok, problem = False, problem or str(exc)
+        if self._app is not None and (unreachable := self.link.problem()) is not None:
+            ok, problem = False, problem or unreachable
         feeds = [
             {
                 "url": s.feed.url,
@@ -335,6 +281,7 @@ class Service:
             "passages": stats.passages if stats else None,
             "updated_at": stats.updated_at.isoformat() if stats and stats.updated_at else None,
             "feeds": feeds,
+            "telegram": self.link.report() if self._app is not None else {"state": "off"},
         }
         return ok, body
 

@@ -15,7 +15,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatMemberStatus
-from telegram.error import BadRequest, Forbidden
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -36,8 +36,9 @@ from bot.config import AppConfig, check_app_config
 from bot.telegram import buttons, commands, handlers, inline
 from bot.telegram.access import Access, RateLimiter
 from bot.telegram.errors import on_error
+from bot.telegram.link import TelegramLink, WatchedRequest
 from bot.telegram.state import STATE_KEY, BotState, Settings, get_state
-from retrieval.errors import ConfigError
+from retrieval.errors import ConfigError, NewsqaError
 from retrieval.ingest.schedule import parse_every
 from retrieval.service import NewsService, Refresher
 
@@ -48,6 +49,10 @@ log = logging.getLogger(__name__)
 BotApp: TypeAlias = (
     "Application[ExtBot[int], ContextTypes.DEFAULT_TYPE, dict[Any, Any], dict[Any, Any], "
     "dict[Any, Any], JobQueue[ContextTypes.DEFAULT_TYPE]]"
+)
+# What a token Telegram refuses gets (PTB's own message quotes the token).
+REFUSED_BY_TELEGRAM = (
+    "Telegram refused the bot token (401 Unauthorized): check NEWSQA_TELEGRAM_TOKEN or telegram.token_file"
 )
 
 ALLOWED_UPDATES = [
@@ -85,12 +90,28 @@ class _TokenFilter(logging.Filter):
         if self._pattern.search(message):
             record.msg = self._pattern.sub("<token>", message)
             record.args = None
+        if record.exc_info and record.exc_info[1] is not None and self._quotes_token(record.exc_info[1]):
+            # PTB's InvalidToken quotes the token itself: keep the line, drop the traceback.
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()} ({type(error).__name__}; traceback withheld: it quotes the bot token)"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
         return True
+
+    def _quotes_token(self, error: BaseException) -> bool:
+        seen: BaseException | None = error
+        while seen is not None:
+            if self._pattern.search(str(seen)):
+                return True
+            seen = seen.__cause__ or seen.__context__
+        return False
 
 
 # Loggers that write the Bot API URL, which holds the token: httpx at INFO (every request),
 # PTB's Bot at DEBUG ("Set Bot API URL"); the others might quote one in an error.
 _URL_LOGGERS = (
+    "telegram.ext",  # PTB's network retry loop logs InvalidToken, whose message holds the token
     "httpx",
     "httpcore",
     "telegram.Bot",
@@ -165,8 +186,11 @@ async def resume_chat(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         get_state(context).stopped.discard(update.effective_chat.id)
 
 
-def build_application(config: AppConfig, service: NewsService) -> BotApp:
-    """Return the bot's Application answering through ``service``, pointed at ``telegram.base_url`` when set."""
+def build_application(config: AppConfig, service: NewsService, link: TelegramLink | None = None) -> BotApp:
+    """Return the bot's Application answering through ``service``, pointed at ``telegram.base_url`` when set.
+
+    With a ``link`` every Bot API request reports to it whether Telegram could be reached.
+    """
     secret = config.telegram_token()
     if secret is None:
         raise ConfigError(
@@ -176,15 +200,20 @@ def build_application(config: AppConfig, service: NewsService) -> BotApp:
     _guard_token(token)
     # Opt in to PTB 23's timedelta periods now: otherwise every RetryAfter PTB builds warns.
     os.environ.setdefault("PTB_TIMEDELTA", "true")
-    app = (
+    builder = (
         ApplicationBuilder()
         .token(token)
         .base_url(base_url_of(config))
         .concurrent_updates(64)
         .rate_limiter(AIORateLimiter(max_retries=2))
         .post_init(_set_commands)
-        .build()
     )
+    if link is not None:
+        # The pool sizes PTB's builder gives its own requests: 256 for calls, 1 for getUpdates.
+        builder = builder.request(WatchedRequest(link, connection_pool_size=256)).get_updates_request(
+            WatchedRequest(link, connection_pool_size=1)
+        )
+    app = builder.build()
     app.bot_data[STATE_KEY] = BotState(
         config=config,
         service=service,
@@ -225,11 +254,14 @@ def _add_handlers(app: BotApp) -> None:
 
 
 def serve(app: BotApp, *, handle_signals: bool = True) -> None:
-    """Run long polling until SIGINT/SIGTERM (or, without signals, until the loop is stopped)."""
+    """Run long polling until SIGINT/SIGTERM (or, without signals, until the loop is stopped).
+
+    Telegram unreachable at start is waited for (PTB retries with backoff), not a crash.
+    """
     if handle_signals:
-        app.run_polling(allowed_updates=ALLOWED_UPDATES)
+        app.run_polling(allowed_updates=ALLOWED_UPDATES, bootstrap_retries=-1)
     else:
-        app.run_polling(allowed_updates=ALLOWED_UPDATES, stop_signals=None)
+        app.run_polling(allowed_updates=ALLOWED_UPDATES, stop_signals=None, bootstrap_retries=-1)
 
 
 def run_polling(config: AppConfig) -> None:
@@ -238,9 +270,16 @@ def run_polling(config: AppConfig) -> None:
     # Articles another process (`newsqa ingest`) adds are answered after the next refresh.
     refresher = Refresher(service, parse_every(config.serve.refresh_every, "serve.refresh_every")).start()
     try:
-        app = build_application(config, service)
+        # The link logs once when Telegram cannot be reached and once when it answers again.
+        token = config.telegram_token()
+        app = build_application(config, service, TelegramLink(token.reveal() if token is not None else ""))
         log.info("starting the Telegram bot (long polling)")
-        serve(app)
+        try:
+            serve(app)
+        except InvalidToken:
+            raise ConfigError(REFUSED_BY_TELEGRAM) from None  # its message quotes the token: never shown
+        except NetworkError as exc:  # not retried (a stop while connecting): one line, no traceback
+            raise NewsqaError(f"cannot reach Telegram at {base_url_of(config)}: {exc.message}") from None
     finally:
         refresher.stop()
         service.close()

@@ -15,6 +15,7 @@ from bot.telegram.keyboards import sources_keyboard
 from bot.telegram.render import Html, pack
 from bot.telegram.state import BotState, get_state
 from retrieval.errors import NotFoundError
+from retrieval.wording import plural
 
 __all__ = ["about", "add", "remove", "render_sources_page", "sources", "stats"]
 
@@ -37,7 +38,8 @@ def render_sources_page(state: BotState, offset: int) -> tuple[str, InlineKeyboa
     for number, info in enumerate(shown, start=offset + 1):
         a = info.article
         title = Html.text(_clip(a.title or a.url, 150)).link(a.url)
-        meta = " · ".join(x for x in (a.source, _date(a.published), f"{info.passages} passages") if x)
+        count = plural(info.passages, "passage", grouped=True)
+        meta = " · ".join(x for x in (a.source, _date(a.published), count) if x)
         lines.append(
             Html.text(f"\n{number}. ") + title + Html.text(f"\n{_clip(meta, 200)} · ") + Html.text(a.id).wrap("code")
         )
@@ -79,8 +81,8 @@ async def about(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     model = stats.model.split("|")[0]
     text = (
         Html.text("I answer questions with quotes from ")
-        + Html.text(f"{stats.articles:,} articles").wrap("b")
-        + Html.text(f" ({stats.passages:,} passages).\nModel: ")
+        + Html.text(plural(stats.articles, "article", grouped=True)).wrap("b")
+        + Html.text(f" ({plural(stats.passages, 'passage', grouped=True)}).\nModel: ")
         + Html.text(model).wrap("code")
         + Html.text(f"\nLast update: {updated}")
     )

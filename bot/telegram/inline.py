@@ -17,6 +17,7 @@ from telegram.ext import ContextTypes
 from bot.telegram.errors import friendly
 from bot.telegram.render import clean_text, render_quote, safe_url
 from bot.telegram.state import get_state
+from retrieval.answering.state import NO_MATCH
 from retrieval.domain import Answer, Quote
 from retrieval.errors import NewsqaError
 
@@ -90,7 +91,9 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return
     quotes = answer.quotes if answer.answered else ()
     if not quotes:
-        if offset == 0:
+        if offset == 0 and answer.reason and answer.reason.startswith(NO_MATCH):
+            await hint(answer.reason[0].upper() + answer.reason[1:], start="sources")
+        elif offset == 0:
             await hint("Nothing found. See what I have read", start="sources")
         else:
             await query.answer([], cache_time=CACHE_SECONDS)

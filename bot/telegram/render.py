@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 
+from retrieval.answering.state import NO_MATCH
 from retrieval.domain import Answer, Article, Quote
 
 __all__ = [
@@ -207,6 +208,15 @@ def render_quote(quote: Quote, *, quote_chars: int = 800) -> str:
 
 def render_not_found(answer: Answer) -> str:
     """Return the kind reply for a question the articles do not answer."""
+    if answer.reason and answer.reason.startswith(NO_MATCH):
+        # The filters typed in the question leave no article to search.
+        filters = answer.reason[len(NO_MATCH) :].strip()
+        text = (
+            Html.text("No article I have read matches ")
+            + Html.text(_shorten(filters, 200)).wrap("code")
+            + Html.text(", so I searched nothing. Try without it, or see what I have read with /sources.")
+        )
+        return text.markup
     asked = clean_text(answer.question)
     head = Html.text("I found nothing in my articles that answers ")
     if asked:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 from retrieval.answering.highlight import Terms, sentence_coverage
 from retrieval.answering.names import name_share, question_names
-from retrieval.answering.state import NOT_FOUND, AnswerState
+from retrieval.answering.state import NOT_FOUND, AnswerState, no_match_reason
 from retrieval.config import SearchConfig
 from retrieval.ingest.sentences import sentence_spans
 from retrieval.models.sentvecs import SentenceVectors
@@ -91,7 +91,8 @@ def state_confidence(state: AnswerState) -> float:
 
 
 class Abstention:
-    """End the answer with "not found" when the confidence is below ``search.min_score``.
+    """End the answer with "not found" when the confidence is below ``search.min_score`` (or with
+    "no article matches" when the question's filters leave no article to search).
 
     ``confidence`` computes the confidence from the state; a stage that judges answerability
     itself (a reader) comes with its own.
@@ -105,7 +106,9 @@ class Abstention:
     def run(self, state: AnswerState) -> None:
         """Set ``state.confidence``; stop with "not found" below the threshold."""
         if not state.hits:
-            state.stop(NOT_FOUND)
+            # A filter that leaves no article at all: say so, rather than that the articles do not answer.
+            filtered_out = state.query.filtered and not state.sources.any_article(state.query)
+            state.stop(no_match_reason(state.query) if filtered_out else NOT_FOUND)
             return
         state.confidence = self.confidence(state)
         if state.confidence < state.config.min_score:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from retrieval.answering.highlight import best_window
+from retrieval.answering.merging import merge_quotes
 from retrieval.answering.rerank import score_sentences
 from retrieval.answering.state import NO_MORE, AnswerState, Group
 from retrieval.domain import Article, Quote
@@ -34,7 +35,9 @@ class Marking:
         score_sentences(state, candidates[: wanted + 2])
         marks: list[tuple[str, int, int]] = []  # article id and absolute offsets of each marked span
         for g in candidates:
-            if len(state.marked) >= wanted:
+            # Quotes of one article that overlap or adjoin become one (merging.py), so count the
+            # quotes as they will be shown.
+            if len(state.marked) >= wanted and len(merge_quotes([_quote(m, []) for m in state.marked])) >= wanted:
                 break
             score_sentences(state, [g])
             assert g.sentence_scores is not None and g.spans is not None
@@ -51,18 +54,18 @@ class Marking:
 
 
 class Quotes:
-    """Turn the marked groups after ``offset`` into quotes: text, mark, link, copies elsewhere."""
+    """Turn the marked groups into quotes (text, mark, link, copies elsewhere), join the quotes of
+    one article that overlap or adjoin, and keep those after ``offset``."""
 
     name = "quotes"
 
     def run(self, state: AnswerState) -> None:
         """Fill ``state.quotes`` (or end with "no more quotes")."""
-        shown = state.marked[state.offset :]
-        if not shown:
+        copies = state.sources.copies_of(g.lead.article.id for g in state.marked)
+        quotes = merge_quotes([_quote(g, copies.get(g.lead.article.id, [])) for g in state.marked])
+        state.quotes = quotes[state.offset :]
+        if not state.quotes:
             state.stop(NO_MORE)
-            return
-        copies = state.sources.copies_of(g.lead.article.id for g in shown)
-        state.quotes = [_quote(g, copies.get(g.lead.article.id, [])) for g in shown]
 
 
 def _quote(g: Group, copies: list[Article]) -> Quote:

@@ -31,10 +31,17 @@ from retrieval.search.fusion import Scored, SearchStats
 from retrieval.search.tokens import tokenize
 from retrieval.storage.base import Retriever
 
-__all__ = ["NOT_FOUND", "NO_MORE", "AnswerSources", "AnswerState", "Group"]
+__all__ = ["NOT_FOUND", "NO_MATCH", "NO_MORE", "AnswerSources", "AnswerState", "Group", "no_match_reason"]
 
 NOT_FOUND = "not found in the indexed articles"
 NO_MORE = "no more quotes for this question"
+# The reason when the question's filters (source:, since:, until:) leave no article at all.
+NO_MATCH = "no article matches"
+
+
+def no_match_reason(query: Query) -> str:
+    """Return why a filtered question has no answer: "no article matches source:norland"."""
+    return f"{NO_MATCH} {query.filters_text()}"
 
 
 class AnswerSources(Protocol):
@@ -50,6 +57,10 @@ class AnswerSources(Protocol):
 
     def copies_of(self, article_ids: Iterable[str]) -> dict[str, list[Article]]:
         """Return the stored copies of these articles."""
+        ...
+
+    def any_article(self, query: Query) -> bool:
+        """Return True when some stored article passes the query's filters."""
         ...
 
 

@@ -7,7 +7,7 @@ step with each committed batch.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -21,6 +21,7 @@ from retrieval.models.encoder import Encoder
 from retrieval.models.sentvecs import SentenceVectors
 from retrieval.storage.base import Backend, Writer
 from retrieval.urls import content_hash
+from retrieval.wording import plural
 
 __all__ = ["IngestReport", "index_articles", "index_text"]
 
@@ -35,21 +36,34 @@ class IngestReport:
     duplicates: int = 0
     repeated: int = 0
     passages: int = 0
+    # Words of the article texts split into those passages (copies and unchanged ones not counted).
+    words: int = 0
+    # Seconds spent working, and before that waiting for another writer (not in the rates).
     seconds: float = 0.0
+    waited: float = 0.0
     problems: list[str] = field(default_factory=list)
 
+    @property
+    def articles(self) -> int:
+        """Return how many articles of the input were dealt with so far (stored, copies or unchanged)."""
+        return self.added + self.updated + self.skipped + self.duplicates
+
     def summary(self) -> str:
-        """Return the one-line summary printed after an ingest."""
+        """Return the one-line summary printed after an ingest: counts, then passages/s and words/s."""
         rate = self.passages / self.seconds if self.seconds > 0 else 0.0
+        words_rate = self.words / self.seconds if self.seconds > 0 else 0.0
         text = (
             f"{self.added} added, {self.updated} updated, {self.skipped - self.repeated} unchanged, "
-            f"{self.duplicates} copies of stored articles; {self.passages} passages "
-            f"in {self.seconds:.1f} s ({rate:.0f} passages/s)"
+            f"{plural(self.duplicates, 'copy')} of stored articles; {plural(self.passages, 'passage')} "
+            f"({plural(self.words, 'word', grouped=True)}) in {self.seconds:.1f} s "
+            f"({rate:.1f} passages/s, {words_rate:,.0f} words/s)"
         )
+        if self.waited >= 0.1:
+            text += f"; waited {self.waited:.1f} s for another writer first"
         if self.repeated:
             text += f"; {self.repeated} repeated an article already in this input (first kept)"
         if self.problems:
-            text += f"; {len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
+            text += f"; {plural(len(self.problems), 'problem')}"
         return text
 
 
@@ -70,21 +84,32 @@ def index_articles(
     articles: Iterable[Article],
     progress: Callable[[int], None] | None = None,
     batch_articles: int = 64,
+    *,
+    resplit: Collection[str] = (),
+    on_batch: Callable[[IngestReport], None] | None = None,
+    on_wait: Callable[[int | None], None] | None = None,
 ) -> IngestReport:
     """Add or update articles; unchanged ones are skipped, exact copies recorded as copies.
 
-    ``encoder`` is called (and the model loaded) only when something needs embedding.
+    ``encoder`` is called (and the model loaded) only when something needs embedding. Articles
+    whose ids are in ``resplit`` are split again even when unchanged; ``on_batch`` gets the report
+    after each committed batch; ``on_wait`` is told (once) when another writer holds the lock.
     """
     report = IngestReport()
-    started = time.perf_counter()
     loaded: list[Encoder] = []
-    with backend.writer() as writer:
+    asked = time.perf_counter()
+    with backend.writer(on_wait=on_wait) as writer:
+        started = time.perf_counter()
+        report.waited = started - asked
         # An id repeated within one input (two texts under one URL) keeps its first text, so
         # that ingesting the same input again changes nothing.
         seen_ids: set[str] = set()
         try:
             for batch in _batches(articles, batch_articles):
-                _index_batch(writer, backend, encoder, loaded, config, batch, report, progress, seen_ids)
+                _index_batch(writer, backend, encoder, loaded, config, batch, report, progress, seen_ids, resplit)
+                if on_batch is not None:
+                    report.seconds = time.perf_counter() - started
+                    on_batch(report)
         finally:
             for model in loaded:
                 model.set_threads(config.model.query_threads)
@@ -102,6 +127,7 @@ def _index_batch(
     report: IngestReport,
     progress: Callable[[int], None] | None,
     seen_ids: set[str],
+    resplit: Collection[str] = (),
 ) -> None:
     plan: list[tuple[Article, str, str | None, bool]] = []  # article, digest, duplicate_of, replaces
     seen: dict[str, str] = {}
@@ -113,7 +139,7 @@ def _index_batch(
         seen_ids.add(article.id)
         digest = content_hash(article.text)
         state = writer.article_state(article.id)
-        if state is not None and state[0] == digest:
+        if state is not None and state[0] == digest and article.id not in resplit:
             report.skipped += 1
             continue
         plan.append((article, digest, seen.get(digest), state is not None))
@@ -152,6 +178,7 @@ def _index_batch(
             tx.add_passages(article.id, rows, vecs[pos : pos + len(spans)], extra)
             pos += len(spans)
             report.passages += len(spans)
+            report.words += len(article.text.split())
             if replaces:
                 report.updated += 1
             else:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from retrieval.domain import Article
 from retrieval.errors import LoaderError
-from retrieval.ingest.textclean import clean_page_text, parse_dateline
+from retrieval.ingest.textclean import clean_page_text, parse_dateline, reads_as_prose
 from retrieval.urls import article_id, canonical_url
 
 __all__ = [
@@ -45,15 +45,31 @@ class Overrides:
 
 @dataclass(frozen=True)
 class LoadProblem:
-    """A part of a source that could not be read; the rest still goes in."""
+    """A part of a source that could not be read; the rest still goes in.
+
+    A ``warning`` lost nothing of the article (say, a date that could not be read: the article
+    is stored undated) and does not make the ingest fail.
+    """
 
     path: str
     line: int | None
     message: str
+    warning: bool = False
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path
         return f"{where}: {self.message}"
+
+
+def _published_or_warn(
+    value: object, path: Path, line: int | None, problems: list[LoadProblem], key: str = "published"
+) -> datetime | None:
+    """Return the date ``value`` names; a value that names none is warned about, and None."""
+    parsed = parse_published(value)
+    if parsed is None and value not in (None, ""):
+        shown = value if isinstance(value, str) else json.dumps(value)
+        problems.append(LoadProblem(str(path), line, f"{key} {shown!r} is not a date; stored undated", warning=True))
+    return parsed
 
 
 def parse_published(value: object) -> datetime | None:
@@ -140,6 +156,7 @@ def load_file(path: Path, overrides: Overrides | None = None) -> tuple[list[Arti
         return _load_jsonl(path, ov)
     raw = _read_text(path)
     file_url = path.resolve().as_uri()
+    problems: list[LoadProblem] = []
     if suffix == ".txt":
         cleaned = clean_page_text(raw)
         if not cleaned.text:
@@ -152,13 +169,15 @@ def load_file(path: Path, overrides: Overrides | None = None) -> tuple[list[Arti
             published=ov.published or cleaned.published,
         )
     elif suffix in (".md", ".markdown"):
-        meta, body = _front_matter(raw, path)
+        meta, lines, body = _front_matter(raw, path)
+        key = "published" if meta.get("published") else "date"
+        published = ov.published or _published_or_warn(meta.get(key), path, lines.get(key), problems, key)
         article = make_article(
             body,
             url=ov.url or meta.get("url") or file_url,
             title=ov.title or meta.get("title"),
             source=ov.source or meta.get("source"),
-            published=ov.published or parse_published(meta.get("published") or meta.get("date")),
+            published=published,
         )
     else:
         article = article_from_html(raw, url=ov.url, fallback_url=file_url)
@@ -168,7 +187,7 @@ def load_file(path: Path, overrides: Overrides | None = None) -> tuple[list[Arti
             source=ov.source or article.source,
             published=ov.published or article.published,
         )
-    return [article], []
+    return [article], problems
 
 
 def article_from_html(html: str, *, url: str | None = None, fallback_url: str | None = None) -> Article:
@@ -179,7 +198,8 @@ def article_from_html(html: str, *, url: str | None = None, fallback_url: str | 
     data = doc.as_dict() if doc is not None and hasattr(doc, "as_dict") else (doc or {})
     text = data.get("text") or ""
     paragraphs = [p.strip() for p in text.split("\n") if p.strip()]
-    if not paragraphs:
+    # A login form or a bare menu leaves a few labels ("Home", "About", "Sign in"): no article.
+    if not reads_as_prose(paragraphs):
         raise LoaderError(f"{url or fallback_url}: no article text found in the page")
     found_url = url or data.get("url") or fallback_url
     if not found_url:
@@ -198,12 +218,14 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _FRONT = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n", re.S)
 
 
-def _front_matter(raw: str, path: Path) -> tuple[dict[str, str], str]:
+def _front_matter(raw: str, path: Path) -> tuple[dict[str, str], dict[str, int], str]:
+    """Return the front matter's keys and values, the line number of each key, and the body."""
     text = raw.replace("\r\n", "\n")
     m = _FRONT.match(text)
     if not m:
-        return {}, text
+        return {}, {}, text
     meta: dict[str, str] = {}
+    lines: dict[str, int] = {}
     for n, line in enumerate(m.group(1).split("\n"), start=2):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -214,7 +236,8 @@ def _front_matter(raw: str, path: Path) -> tuple[dict[str, str], str]:
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1]
         meta[key.strip().lower()] = value
-    return meta, text[m.end() :]
+        lines[key.strip().lower()] = n
+    return meta, lines, text[m.end() :]
 
 
 def _load_jsonl(path: Path, ov: Overrides) -> tuple[list[Article], list[LoadProblem]]:
@@ -245,6 +268,7 @@ def _load_jsonl(path: Path, ov: Overrides) -> tuple[list[Article], list[LoadProb
                 problems.append(LoadProblem(str(path), n, 'no "text"'))
                 continue
             url = record.get("url") if isinstance(record.get("url"), str) and record.get("url") else None
+            published = ov.published or _published_or_warn(record.get("published"), path, n, problems)
             try:
                 articles.append(
                     make_article(
@@ -252,7 +276,7 @@ def _load_jsonl(path: Path, ov: Overrides) -> tuple[list[Article], list[LoadProb
                         url=ov.url or url or f"{path.resolve().as_uri()}#line={n}",
                         title=ov.title or _str(record.get("title")),
                         source=ov.source or _str(record.get("source")),
-                        published=ov.published or parse_published(record.get("published")),
+                        published=published,
                     )
                 )
             except LoaderError as exc:

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-from retrieval.config import FeedConfig
+from retrieval.config.parse import MIN_INTERVAL, parse_every
+from retrieval.config.sections import FeedConfig
 from retrieval.errors import ConfigError
 
 __all__ = ["FeedSchedule", "FeedStatus", "parse_every"]
 
-_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_EVERY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", re.I)
-MIN_INTERVAL = 1.0
 # A broken feed is retried after 30 s, 60 s, 120 s, ... but never later than its own interval.
 RETRY_FIRST = 30.0
-
-
-def parse_every(value: str | float, name: str = "every") -> float:
-    """Return an interval in seconds from 900, "900", "30s", "15m", "1h" or "1d"."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        found = _EVERY.fullmatch(str(value))
-        if found is None:
-            raise ConfigError(f'{name} must be seconds or a number with s, m, h or d (e.g. "15m"), got {value!r}')
-        seconds = float(found.group(1)) * _UNITS[found.group(2).lower()]
-    if seconds < MIN_INTERVAL:
-        raise ConfigError(f"{name} must be at least {MIN_INTERVAL:g} second, got {value!r}")
-    return seconds
 
 
 @dataclass

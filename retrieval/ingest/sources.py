@@ -28,6 +28,7 @@ from retrieval.ingest.indexing import IngestReport
 from retrieval.ingest.loaders import article_from_html, make_article
 from retrieval.ingest.web import Fetched, Fetcher
 from retrieval.newsindex import NewsIndex
+from retrieval.wording import plural
 
 __all__ = ["ingest_source", "poll_feed"]
 
@@ -160,9 +161,9 @@ def _ingest_feed(
     elif problems:
         # Without its validators the feed is fetched whole next time, so failed entries are retried.
         log.info(
-            "%s: %d entries could not be read; they are retried at the next poll",
+            "%s: %s could not be read; retried at the next poll",
             url,
-            len(problems),
+            plural(len(problems), "entry"),
         )
     return report
 

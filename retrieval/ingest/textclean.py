@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-__all__ = ["CleanText", "clean_page_text", "is_furniture_line", "parse_dateline"]
+__all__ = ["CleanText", "clean_page_text", "is_furniture_line", "parse_dateline", "reads_as_prose"]
 
 _MONTHS = {
     m: i + 1
@@ -146,6 +146,15 @@ def _looks_like_headline(line: str) -> bool:
     return 0 < _words(line) <= 18 and not _SENTENCE_END.search(line)
 
 
+def reads_as_prose(paragraphs: list[str]) -> bool:
+    """Return True when some paragraph is a sentence, not a menu item, label or button.
+
+    A page of navigation and a form ("Home", "About", "Email", "Sign in") has text, but no
+    article: every line of it is short and ends without a full stop.
+    """
+    return any(_words(p) >= 4 and not _looks_like_headline(p) for p in paragraphs)
+
+
 def is_furniture_line(line: str) -> bool:
     """Return True for a lone line of page furniture: a promotion or a block header."""
     stripped = line.strip()
@@ -167,21 +176,23 @@ def clean_page_text(raw: str) -> CleanText:
     published: datetime | None = None
     standfirst: str | None = None
     body_start = 0
-    # The headline: a first line that is short and does not end like a sentence.
+    # The headline: a first line that is short and does not end like a sentence (nor is a date).
     first = nonempty[0]
-    if _words(first) <= 25 and not first.endswith((".", "!")):
+    if _words(first) <= 25 and not first.endswith((".", "!")) and parse_dateline(first) is None:
         title = first
         body_start = 1
     # A dateline within the next two lines; the line between the title and it is the standfirst.
+    # Only the dateline itself leaves the text: the standfirst and the lede after it are the
+    # article's own words and stay in its body, searchable and quotable.
+    standfirst_at: int | None = None
     for offset in (0, 1):
         idx = body_start + offset
         if idx < len(nonempty) and (date := parse_dateline(nonempty[idx])) is not None:
             published = date
             if offset == 1:
                 standfirst = nonempty[body_start]
-            head = nonempty[body_start:idx]
-            rest = nonempty[idx + 1 :]
-            nonempty = head + rest
+                standfirst_at = 0
+            nonempty = nonempty[:idx] + nonempty[idx + 1 :]
             break
     body_lines = nonempty[body_start:]
     kept: list[str] = []
@@ -189,6 +200,10 @@ def clean_page_text(raw: str) -> CleanText:
     i = 0
     while i < len(body_lines):
         line = body_lines[i]
+        if i == standfirst_at:
+            kept.append(line)  # placed by position, not by shape: never taken for furniture
+            i += 1
+            continue
         if _BLOCK_HEADER.match(line) and (_looks_like_headline(line) or line.endswith(":")):
             dropped.append(line)
             i += 1

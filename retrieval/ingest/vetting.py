@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
+from retrieval.config import WebConfig
 from retrieval.errors import LoaderError
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "check_url",
     "short_url",
     "system_resolve",
+    "vet_url",
 ]
 
 # host, port -> the IP addresses it resolves to
@@ -94,6 +96,26 @@ def check_address(address: str, host: str = "") -> None:
     else:
         return
     raise BlockedURLError(f"{name} is a {kind} address; refused (set [web] allow_private_networks = true to allow it)")
+
+
+def vet_url(url: str, web: WebConfig, resolve: Resolver | None = None) -> None:
+    """Raise BlockedURLError for a URL no fetch could ever make: not http(s), or (unless
+    ``web.allow_private_networks``) a host that is or resolves to a non-public address.
+
+    A host that does not resolve now is let through: that may pass (a network blip at boot).
+    """
+    host, port = check_url(url)
+    if web.allow_private_networks:
+        return
+    if _is_ip(host):
+        check_address(host, host)
+        return
+    try:
+        addresses = list((resolve or system_resolve)(host, port))
+    except (OSError, UnicodeError):
+        return
+    for address in addresses:
+        check_address(address, host)
 
 
 def system_resolve(host: str, port: int) -> list[str]:

@@ -42,6 +42,7 @@ from retrieval.ingest.vetting import (
     check_url,
     short_url,
     system_resolve,
+    vet_url,
 )
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "TooLargeError",
     "check_address",
     "check_url",
+    "vet_url",
 ]
 
 log = logging.getLogger(__name__)

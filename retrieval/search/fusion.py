@@ -105,19 +105,7 @@ def recency_factor(published: datetime | None, now: datetime, half_life_days: fl
 
 def passes(query: Query, article: Article) -> bool:
     """Return True when an article passes the question's ``source:``, ``since:`` and ``until:`` filters."""
-    if query.source is not None:
-        needle = query.source.lower()
-        haystack = f"{article.source or ''} {article.url}".lower()
-        if needle not in haystack:
-            return False
-    if query.since is not None or query.until is not None:
-        if article.published is None:
-            return False
-        if query.since is not None and article.published < query.since:
-            return False
-        if query.until is not None and article.published > query.until:
-            return False
-    return True
+    return query.admits(article.source, article.url, article.published)
 
 
 def utc_now() -> datetime:

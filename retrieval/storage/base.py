@@ -19,7 +19,7 @@ The protocols, top down::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -288,6 +288,10 @@ class Backend(Protocol):
         """Return, for each article id, the stored copies of it under other URLs."""
         ...
 
+    def any_article(self, query: Query) -> bool:
+        """Return True when some stored article passes the query's filters (``Query.admits``)."""
+        ...
+
     # -- articles
     def find_article(self, id_or_url: str) -> Article:
         """Return the article with this id or URL, else raise NotFoundError."""
@@ -301,10 +305,15 @@ class Backend(Protocol):
         """Return ``(articles, passages)``."""
         ...
 
+    def articles_without_passages(self) -> list[str]:
+        """Return the ids of articles (not copies) stored without passages: nothing of them is searchable."""
+        ...
+
     # -- writing and upkeep
-    def writer(self) -> AbstractContextManager[Writer]:
+    def writer(self, on_wait: Callable[[int | None], None] | None = None) -> AbstractContextManager[Writer]:
         """Take the writer lock; when the block ends, bring the indexes up to date with what was
-        committed (also when it ends with an error) and let the lock go."""
+        committed (also when it ends with an error) and let the lock go. ``on_wait`` is called
+        once (with the holder's process id, when known) if another writer holds the lock."""
         ...
 
     def check(self, repair: bool = False) -> CheckReport:

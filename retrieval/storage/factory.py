@@ -2,8 +2,8 @@
 
 A backend is a module with ``open_backend(config, *, create) -> Backend`` (and, when its schema
 is upgraded by hand, ``upgrade_schema(config)``); adding one is a package under
-``retrieval/storage/`` and a line in ``BACKENDS``. Backend modules are imported only when chosen,
-so the PostgreSQL driver loads only for that backend.
+``retrieval/storage/`` and a line in ``BACKENDS`` (``retrieval/storage/registry.py``). Backend
+modules are imported only when chosen, so the PostgreSQL driver loads only for that backend.
 """
 
 from __future__ import annotations
@@ -15,19 +15,10 @@ from types import ModuleType
 from retrieval.config import Config
 from retrieval.errors import ConfigError, StoreError
 from retrieval.storage.base import Backend, TransferReport
+from retrieval.storage.registry import BACKENDS, register_backend
+from retrieval.wording import plural
 
 __all__ = ["BACKENDS", "migrate", "open_backend", "register_backend", "upgrade_schema"]
-
-# storage.backend -> the module that opens it.
-BACKENDS: dict[str, str] = {
-    "local": "retrieval.storage.local.backend",
-    "postgres": "retrieval.storage.pg.backend",
-}
-
-
-def register_backend(name: str, module: str) -> None:
-    """Make ``storage.backend = name`` open the backend of ``module`` (a plug-in, or a test's own)."""
-    BACKENDS[name] = module
 
 
 def _module(config: Config) -> ModuleType:
@@ -76,7 +67,8 @@ def migrate(config: Config, source: str, target: str) -> TransferReport:
             if dst.counts() != (0, 0):
                 articles, passages = dst.counts()
                 raise StoreError(
-                    f"the target already holds {articles} articles and {passages} passages; migrate into an empty one"
+                    f"the target already holds {plural(articles, 'article')} and {plural(passages, 'passage')}; "
+                    "migrate into an empty one"
                 )
             return dst.load(dump)
         finally:

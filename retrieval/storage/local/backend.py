@@ -3,13 +3,14 @@ files built from it, a lock file for writers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from retrieval.config import Config
 from retrieval.domain import Article
 from retrieval.errors import EmptyIndexError, StoreError
 from retrieval.models.sentvecs import SentenceVectors
+from retrieval.query import Query
 from retrieval.search.hybrid import HybridRetriever
 from retrieval.storage.base import CheckReport, CorpusDump, SourceInfo, TransferReport, UsageStats, passage_problems
 from retrieval.storage.local.coordination import FileCoordinator
@@ -84,10 +85,18 @@ class LocalBackend:
         """Return ``(articles, passages)``."""
         return self.store.counts()
 
+    def articles_without_passages(self) -> list[str]:
+        """Return the ids of articles stored without passages."""
+        return self.store.articles_without_passages()
+
+    def any_article(self, query: Query) -> bool:
+        """Return True when some stored article passes the query's filters."""
+        return self.store.any_article(query)
+
     @contextmanager
-    def writer(self) -> Iterator[LocalWriter]:
+    def writer(self, on_wait: Callable[[int | None], None] | None = None) -> Iterator[LocalWriter]:
         """Hold the data directory's writer lock; save the index files when the write is done."""
-        with writer_lock(self.folder):
+        with writer_lock(self.folder, on_wait=on_wait):
             writer = LocalWriter(self.store, self.indexes)
             try:
                 yield writer

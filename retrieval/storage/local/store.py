@@ -4,13 +4,16 @@ SQLite is the source of truth. Every write bumps ``meta.generation``; the FAISS 
 record the generation they were built from, so a reader can tell when they are stale and
 rebuild them from here without re-embedding. WAL mode lets one writer and several readers
 share the file.
+
+A data directory that cannot be written (a read-only volume, a backup) is opened immutable: it
+answers questions and lists articles, and any write is refused with a line that says why.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -21,37 +24,17 @@ import numpy as np
 from retrieval.domain import Article, Passage
 from retrieval.errors import NotFoundError, StoreError
 from retrieval.models.sentvecs import SentenceVectors
+from retrieval.query import Query
 from retrieval.storage.base import SourceInfo
+from retrieval.storage.local.connect import connect, connect_read_only
 from retrieval.storage.local.schema import SCHEMA, SCHEMA_VERSION
-from retrieval.storage.rows import article_from_row
+from retrieval.storage.rows import article_from_row, parse_time
 
 __all__ = ["Store"]
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-# How long a connection waits for another one's lock before giving up.
-BUSY_TIMEOUT_S = 30.0
-
-
-def _set_wal(con: sqlite3.Connection) -> None:
-    """Put the database in WAL mode, waiting (up to BUSY_TIMEOUT_S) for others setting it up.
-
-    SQLite does not call the busy handler for this switch: on a new file that another process is
-    creating at the same moment (two replicas started at once) it fails at once with "database is
-    locked" (27 times in 200 races of two threads here), so it is retried here.
-    """
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        try:
-            con.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
 
 
 class Store:
@@ -63,14 +46,22 @@ class Store:
             raise StoreError(f"no store at {path}")
         self._local = threading.local()
         self.write_lock = threading.Lock()
+        # SQLite writes beside the database (the -wal and -shm files) even to read it in WAL mode.
+        self.read_only = path.exists() and not (os.access(path.parent, os.W_OK) and os.access(path, os.W_OK))
         with self.connection() as con:
-            con.executescript(SCHEMA)
+            if not self.read_only:
+                con.executescript(SCHEMA)
             version = self.get_meta("schema_version")
             if version is not None and int(version) > SCHEMA_VERSION:
                 raise StoreError(
                     f"{path} was written by a newer newsqa (schema {version}, this one knows {SCHEMA_VERSION}); upgrade newsqa"
                 )
             if version is None or int(version) < SCHEMA_VERSION:
+                if self.read_only:
+                    raise StoreError(
+                        f"{path.parent} is not writable, and {path.name} was written by an older newsqa; "
+                        "open it once where it can be written to upgrade it"
+                    )
                 self._upgrade(con)
 
     def _upgrade(self, con: sqlite3.Connection) -> None:
@@ -89,15 +80,12 @@ class Store:
                 raise
 
     def _connect(self) -> sqlite3.Connection:
-        try:
-            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-            con.row_factory = sqlite3.Row
-            _set_wal(con)
-            con.execute("PRAGMA synchronous=NORMAL")
-            con.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a usable newsqa database: {exc}") from None
-        return con
+        return connect_read_only(self.path) if self.read_only else connect(self.path)
+
+    def refuse_writes(self) -> None:
+        """Raise StoreError when the data directory cannot be written."""
+        if self.read_only:
+            raise StoreError(f"{self.path.parent} is read-only: newsqa can answer from it but not write to it")
 
     @contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
@@ -114,6 +102,7 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Yield a connection inside one write transaction that bumps the generation on commit."""
+        self.refuse_writes()
         with self.write_lock, self.connection() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
@@ -341,6 +330,23 @@ class Store:
                 wanted,
             ).fetchall()
         return {int(r["id"]): SentenceVectors.unpack(r["sentences"]) for r in rows}
+
+    def articles_without_passages(self) -> list[str]:
+        """Return the ids of articles (not copies) that have no passages: nothing of them is searchable."""
+        with self.connection() as con:
+            rows = con.execute(
+                "SELECT a.id FROM articles a WHERE a.duplicate_of IS NULL"
+                " AND NOT EXISTS (SELECT 1 FROM passages p WHERE p.article_id = a.id) ORDER BY a.id"
+            ).fetchall()
+        return [str(r["id"]) for r in rows]
+
+    def any_article(self, query: Query) -> bool:
+        """Return True when some stored article passes the query's filters."""
+        with self.connection() as con:
+            for row in con.execute("SELECT source, url, published FROM articles"):
+                if query.admits(row["source"], row["url"], parse_time(row["published"])):
+                    return True
+        return False
 
     def counts(self) -> tuple[int, int]:
         """Return ``(articles, passages)``."""

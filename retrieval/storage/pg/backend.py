@@ -3,7 +3,7 @@ process and machine; the indexes change with the rows, so there is nothing to sa
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -12,11 +12,13 @@ import numpy as np
 from retrieval.config import Config
 from retrieval.domain import Article
 from retrieval.models.sentvecs import SentenceVectors
+from retrieval.query import Query
 from retrieval.storage.base import CheckReport, CorpusDump, SourceInfo, TransferReport, UsageStats, passage_problems
 from retrieval.storage.pg.connect import Database
 from retrieval.storage.pg.fetchcache import PgFetchCache
 from retrieval.storage.pg.locks import PgCoordinator
 from retrieval.storage.pg.migrations import current_version
+from retrieval.storage.pg.questions import PgQuestionLog
 from retrieval.storage.pg.search import PgRetriever
 from retrieval.storage.pg.store import PgStore
 from retrieval.storage.pg.transfer import dump_database, load_database
@@ -111,6 +113,7 @@ class PgBackend:
     def __init__(self, config: Config, store: PgStore) -> None:
         self.config = config
         self.store = store
+        self.log = PgQuestionLog(store)
         self._seen_generation = store.generation()
 
     def get_meta(self, key: str) -> str | None:
@@ -148,9 +151,18 @@ class PgBackend:
         """Return ``(articles, passages)``."""
         return self.store.counts()
 
+    def articles_without_passages(self) -> list[str]:
+        """Return the ids of articles stored without passages."""
+        return self.store.articles_without_passages()
+
+    def any_article(self, query: Query) -> bool:
+        """Return True when some stored article passes the query's filters."""
+        return self.store.any_article(query)
+
     @contextmanager
-    def writer(self) -> Iterator[PgWriter]:
-        """Hold the database-wide writer lock; nothing to save afterwards."""
+    def writer(self, on_wait: Callable[[int | None], None] | None = None) -> Iterator[PgWriter]:
+        """Hold the database-wide writer lock (an advisory lock: it waits without telling); nothing
+        to save afterwards."""
         with self.store.writing():
             yield PgWriter(self.store)
 
@@ -216,21 +228,21 @@ class PgBackend:
         passage_ids: Sequence[int],
     ) -> int:
         """Record a question; return its id."""
-        return self.store.log_question(question, channel, chat_id, user_id, answered, passage_ids)
+        return self.log.log_question(question, channel, chat_id, user_id, answered, passage_ids)
 
     def get_question(self, question_id: int) -> str | None:
         """Return a recorded question's text."""
-        return self.store.get_question(question_id)
+        return self.log.get_question(question_id)
 
     def record_feedback(
         self, question_id: int, value: int, chat_id: int | None, user_id: int | None, passage_ids: Sequence[int]
     ) -> None:
         """Record feedback on an answer."""
-        self.store.record_feedback(question_id, value, chat_id, user_id, passage_ids)
+        self.log.record_feedback(question_id, value, chat_id, user_id, passage_ids)
 
     def usage(self) -> UsageStats:
         """Return question and feedback counts."""
-        return self.store.usage()
+        return self.log.usage()
 
     def dump(self) -> CorpusDump:
         """Return the whole database."""

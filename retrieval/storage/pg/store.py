@@ -18,8 +18,9 @@ import numpy as np
 from retrieval.domain import Article, Passage
 from retrieval.errors import EmptyIndexError, NotFoundError, StoreError
 from retrieval.models.sentvecs import SentenceVectors
+from retrieval.query import Query
 from retrieval.search.tokens import tokenize
-from retrieval.storage.base import SourceInfo, UsageStats
+from retrieval.storage.base import SourceInfo
 from retrieval.storage.pg.connect import Database
 from retrieval.storage.pg.literals import terms_literal, vector_literal
 from retrieval.storage.pg.migrations import (
@@ -31,7 +32,7 @@ from retrieval.storage.pg.migrations import (
     upgrade,
     wait_for_migrations,
 )
-from retrieval.storage.rows import article_from_row
+from retrieval.storage.rows import article_from_row, parse_time
 
 __all__ = ["PgStore"]
 
@@ -322,6 +323,20 @@ class PgStore:
         rows = self._rows("SELECT passage_id, sentences FROM passage_sentences WHERE passage_id = ANY(%s)", (wanted,))
         return {int(r["passage_id"]): SentenceVectors.unpack(bytes(r["sentences"])) for r in rows}
 
+    def articles_without_passages(self) -> list[str]:
+        """Return the ids of articles (not copies) that have no passages: nothing of them is searchable."""
+        rows = self._rows(
+            "SELECT a.id FROM articles a WHERE a.duplicate_of IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM passages p WHERE p.article_id = a.id) ORDER BY a.id",
+            read_only=False,
+        )
+        return [str(r["id"]) for r in rows]
+
+    def any_article(self, query: Query) -> bool:
+        """Return True when some stored article passes the query's filters."""
+        rows = self._rows("SELECT source, url, published FROM articles")
+        return any(query.admits(r["source"], r["url"], parse_time(r["published"])) for r in rows)
+
     def counts(self) -> tuple[int, int]:
         """Return ``(articles, passages)``."""
         rows = self._rows(
@@ -348,51 +363,3 @@ class PgStore:
         )
         for r in rows:
             yield int(r["id"]), r["article_id"], r["start"], r["end"], r["text"], r["article_text"]
-
-    # -- questions and feedback ----------------------------------------------------------------
-    def log_question(
-        self,
-        question: str,
-        channel: str,
-        chat_id: int | None,
-        user_id: int | None,
-        answered: bool,
-        passage_ids: Sequence[int],
-    ) -> int:
-        """Record a question; return its id."""
-        with self.db.connection() as con:
-            row = con.execute(
-                "INSERT INTO questions (question, channel, chat_id, user_id, answered, passage_ids)"
-                " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-                (question, channel, chat_id, user_id, answered, [int(p) for p in passage_ids]),
-            ).fetchone()
-        return int(row[0])
-
-    def get_question(self, question_id: int) -> str | None:
-        """Return a recorded question's text."""
-        rows = self._rows("SELECT question FROM questions WHERE id = %s", (question_id,), read_only=False)
-        return None if not rows else str(rows[0]["question"])
-
-    def record_feedback(
-        self, question_id: int, value: int, chat_id: int | None, user_id: int | None, passage_ids: Sequence[int]
-    ) -> None:
-        """Record a thumbs up (+1) or down (-1) for an answer."""
-        if value not in (1, -1):
-            raise ValueError("feedback is +1 or -1")
-        with self.db.connection() as con:
-            con.execute(
-                "INSERT INTO feedback (question_id, value, chat_id, user_id, passage_ids) VALUES (%s, %s, %s, %s, %s)",
-                (question_id, value, chat_id, user_id, [int(p) for p in passage_ids]),
-            )
-
-    def usage(self) -> UsageStats:
-        """Return question and feedback counts."""
-        rows = self._rows(
-            "SELECT (SELECT count(*) FROM questions) AS q,"
-            " (SELECT count(*) FROM questions WHERE NOT answered) AS nf,"
-            " (SELECT count(*) FROM feedback WHERE value = 1) AS up,"
-            " (SELECT count(*) FROM feedback WHERE value = -1) AS down",
-            read_only=False,
-        )
-        r = rows[0]
-        return UsageStats(int(r["q"]), int(r["nf"]), int(r["up"]), int(r["down"]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import tomllib
 import types
 import typing
@@ -17,7 +18,16 @@ from typing import Any, TypeVar
 
 from retrieval.errors import ConfigError
 
-__all__ = ["Secret", "build_section", "coerce_value", "env_section", "find_config_file", "read_config_file"]
+__all__ = [
+    "MIN_INTERVAL",
+    "Secret",
+    "build_section",
+    "coerce_value",
+    "env_section",
+    "find_config_file",
+    "parse_every",
+    "read_config_file",
+]
 
 
 class Secret:
@@ -158,3 +168,22 @@ def env_section(current: T, section: str, env: typing.Mapping[str, str]) -> T:
         if var in env:
             updates[f.name] = _parse_env(env[var], hints[f.name], var)
     return dataclasses.replace(current, **updates) if updates else current  # type: ignore[type-var]
+
+
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_EVERY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", re.I)
+MIN_INTERVAL = 1.0
+
+
+def parse_every(value: str | float, name: str = "every") -> float:
+    """Return an interval in seconds from 900, "900", "30s", "15m", "1h" or "1d"."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        found = _EVERY.fullmatch(str(value))
+        if found is None:
+            raise ConfigError(f'{name} must be seconds or a number with s, m, h or d (e.g. "15m"), got {value!r}')
+        seconds = float(found.group(1)) * _UNITS[found.group(2).lower()]
+    if seconds < MIN_INTERVAL:
+        raise ConfigError(f"{name} must be at least {MIN_INTERVAL:g} second, got {value!r}")
+    return seconds

@@ -1,39 +1,24 @@
-"""Configuration: a TOML file read into frozen dataclasses, single keys overridden from the environment.
-
-Where the file comes from: ``--config PATH``, else ``$NEWSQA_CONFIG``, else ``./config.toml`` when
-it exists, else the defaults. Every key of section ``[s]`` can be overridden with
-``NEWSQA_S_KEY`` (``NEWSQA_DATA_DIR`` for the top-level ``data_dir``). Unknown keys are errors that
-name the key. Secrets are never read from the TOML itself.
-
-The core reads its own sections; a front-end's (``[telegram]``, ``[serve]``, ``[log]``) are read
-and checked by the front-end (``bot/config.py``) from the same file, with the helpers of
-``retrieval.config_parse``.
-"""
+"""The core's configuration: one frozen dataclass per section, and ``Config`` holding them all."""
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from retrieval.config_parse import Secret, build_section, coerce_value, env_section, read_config_file
+from retrieval.config.parse import Secret
 from retrieval.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_MODEL",
+    "SECTIONS",
     "Config",
     "FeedConfig",
     "IndexConfig",
     "ModelConfig",
     "PassageConfig",
     "SearchConfig",
-    "Secret",
     "StorageConfig",
     "WebConfig",
-    "config_from",
-    "load_config",
 ]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -213,7 +198,7 @@ class Config:
         return Path(self.data_dir).expanduser()
 
 
-_SECTIONS: dict[str, type] = {
+SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "passages": PassageConfig,
     "search": SearchConfig,
@@ -221,55 +206,3 @@ _SECTIONS: dict[str, type] = {
     "web": WebConfig,
     "storage": StorageConfig,
 }
-
-
-def config_from(
-    raw: dict[str, Any],
-    file: Path | None,
-    env: typing.Mapping[str, str],
-    others: typing.Collection[str] = (),
-) -> Config:
-    """Return the core's configuration from a config file's table, with environment overrides.
-
-    Sections named in ``others`` belong to a front-end (which reads them itself); any other key
-    the core does not know is an error naming it.
-    """
-    where = str(file) if file else "defaults"
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key == "data_dir":
-            values["data_dir"] = coerce_value(value, str, "data_dir", where)
-        elif key in _SECTIONS:
-            if not isinstance(value, dict):
-                raise ConfigError(f"{where}: [{key}] must be a table")
-            values[key] = build_section(_SECTIONS[key], value, key, where)
-        elif key == "feeds":
-            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-                raise ConfigError(f"{where}: feeds must be written as [[feeds]] tables")
-            values["feeds"] = tuple(build_section(FeedConfig, v, "feeds", where) for v in value)
-        elif key not in others:
-            raise ConfigError(f"{where}: unknown key {key!r}")
-    config = Config(**values, source=str(file) if file else None)
-    return _apply_env(config, env)
-
-
-def load_config(path: str | os.PathLike[str] | None = None, env: typing.Mapping[str, str] | None = None) -> Config:
-    """Read the configuration file (if any) and apply environment overrides (the core's sections only)."""
-    raw, file = read_config_file(path)
-    return config_from(raw, file, os.environ if env is None else env)
-
-
-def _apply_env(config: Config, env: typing.Mapping[str, str]) -> Config:
-    changes: dict[str, Any] = {}
-    if "NEWSQA_DATA_DIR" in env:
-        changes["data_dir"] = env["NEWSQA_DATA_DIR"]
-    for section in _SECTIONS:
-        current = getattr(config, section)
-        updated = env_section(current, section, env)
-        if updated is not current:
-            changes[section] = updated
-    if env.get("NEWSQA_PG_DSN"):
-        # The one name deployments of PostgreSQL clients share; it wins over NEWSQA_STORAGE_DSN.
-        storage = changes.get("storage", config.storage)
-        changes["storage"] = dataclasses.replace(storage, dsn=Secret(env["NEWSQA_PG_DSN"]))
-    return dataclasses.replace(config, **changes) if changes else config
