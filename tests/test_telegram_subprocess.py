@@ -87,7 +87,7 @@ def test_newsqa_bot_waits_for_an_unreachable_telegram_and_answers_when_it_is_bac
     stderr = tmp_path / "stderr.log"
     with stderr.open("wb") as err:
         process = subprocess.Popen(
-            [*newsqa_command(), "--data-dir", str(telegram_index.folder), "bot"],
+            [*newsqa_command(), "--data-dir", str(telegram_index.config.data_path), "bot"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=err,
@@ -128,7 +128,7 @@ def test_newsqa_bot_with_a_token_telegram_refuses_says_so_without_showing_it(
     if telegram_index.config.storage.backend == "postgres":
         env.update(NEWSQA_STORAGE_BACKEND="postgres", NEWSQA_PG_DSN=telegram_index.config.storage.dsn.reveal())
     done = subprocess.run(
-        [*newsqa_command(), "--data-dir", str(telegram_index.folder), "bot"],
+        [*newsqa_command(), "--data-dir", str(telegram_index.config.data_path), "bot"],
         env=env,
         capture_output=True,
         text=True,
